@@ -1,0 +1,113 @@
+/**
+ * The agent's configuration file (YAML). One file lists every virtual device the agent
+ * hosts; each device's private key sits in its own file beside it (mode 0600).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { z } from 'zod';
+import { DrawbridgeError } from '../errors.js';
+import { configDir } from '../client/credentials.js';
+import { parseDuration } from '../util/duration.js';
+import { writeFileAtomic } from '../util/files.js';
+
+const duration = z.string().transform((text, ctx) => {
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+export const TARGET_PATTERN = /^(?:\[([0-9a-fA-F:.]+)\]|([a-zA-Z0-9.-]{1,253})):(\d{1,5})$/;
+
+export function parseTarget(text: string): { host: string; port: number } {
+  const match = TARGET_PATTERN.exec(text.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port < 1 || port > 65535) {
+    throw new DrawbridgeError('VALIDATION_FAILED', `invalid target "${text}": use HOST:PORT, e.g. 127.0.0.1:22 or [::1]:22`);
+  }
+  return { host: (match[1] ?? match[2]) as string, port };
+}
+
+const target = z.string().refine((t) => {
+  try {
+    parseTarget(t);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be HOST:PORT, e.g. 127.0.0.1:22');
+
+export const AgentDeviceSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be 1-63 lower-case letters, digits and "-"'),
+  hubUrl: z.url({ protocol: /^https$/ }),
+  caPin: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256: followed by 64 hex digits'),
+  /** The one place this device's streams may go, whatever the hub asks. */
+  target,
+  /** Private key file, relative to the config file's directory */
+  keyFile: z.string().min(1),
+  /** Concurrent streams for this device; more are refused with TOO_MANY_STREAMS. */
+  maxStreams: z.number().int().min(1).max(10_000).default(64),
+});
+export type AgentDeviceConfig = z.output<typeof AgentDeviceSchema>;
+
+export const AgentConfigSchema = z.strictObject({
+  devices: z.array(AgentDeviceSchema).default([]),
+  limits: z
+    .strictObject({
+      /** Connecting to the target gives up after this. */
+      connectTimeout: duration.prefault('10s'),
+      /** Control links are pinged this often; two missed pongs mean the link is stale. */
+      pingInterval: duration.prefault('15s'),
+      /** Reconnect backoff: first delay and cap (full jitter between 0 and the current step). */
+      reconnectMinDelay: duration.prefault('500ms'),
+      reconnectMaxDelay: duration.prefault('10s'),
+    })
+    .prefault({}),
+});
+export type AgentConfig = z.output<typeof AgentConfigSchema>;
+
+export function defaultAgentConfigPath(): string {
+  return process.env['DRAWBRIDGE_AGENT_CONFIG'] ?? join(configDir(), 'agent.yaml');
+}
+
+export function resolveKeyPath(configPath: string, keyFile: string): string {
+  return isAbsolute(keyFile) ? keyFile : join(dirname(configPath), keyFile);
+}
+
+export function loadAgentConfig(path: string, options: { allowMissing?: boolean } = {}): AgentConfig {
+  if (!existsSync(path)) {
+    if (options.allowMissing) return AgentConfigSchema.parse({});
+    throw new DrawbridgeError('CONFIG_INVALID', `agent config ${path} does not exist; enroll a device first: drawbridge agent enroll TOKEN --target HOST:PORT`);
+  }
+  let value: unknown;
+  try {
+    value = parseYaml(readFileSync(path, 'utf8'));
+  } catch (cause) {
+    throw new DrawbridgeError('CONFIG_INVALID', `${path} is not valid YAML: ${(cause as Error).message.split('\n')[0]}`, { cause });
+  }
+  const result = AgentConfigSchema.safeParse(value ?? {});
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new DrawbridgeError('CONFIG_INVALID', `${path} is invalid: ${lines.join('; ')}`);
+  }
+  const names = new Set<string>();
+  for (const device of result.data.devices) {
+    if (names.has(device.name)) throw new DrawbridgeError('CONFIG_INVALID', `${path} is invalid: device "${device.name}" is listed twice`);
+    names.add(device.name);
+  }
+  return result.data;
+}
+
+/** Adds or replaces one device entry, keeping the rest of the file as it was. */
+export function upsertAgentDevice(path: string, device: z.input<typeof AgentDeviceSchema>): void {
+  const existing = existsSync(path) ? (parseYaml(readFileSync(path, 'utf8')) as Record<string, unknown> | null) ?? {} : {};
+  const devices = Array.isArray(existing['devices']) ? (existing['devices'] as { name?: string }[]) : [];
+  const next = { ...existing, devices: [...devices.filter((d) => d.name !== device.name), device] };
+  // Validate before writing, so a bad edit never replaces a good file.
+  const check = AgentConfigSchema.safeParse(next);
+  if (!check.success) throw new DrawbridgeError('CONFIG_INVALID', `refusing to write an invalid config: ${check.error.issues[0]?.message}`);
+  writeFileAtomic(path, '# Drawbridge agent configuration (see drawbridge agent --help)\n' + stringifyYaml(next), 0o600);
+}

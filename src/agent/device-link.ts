@@ -1,0 +1,269 @@
+/**
+ * One virtual device's outbound control link: authenticate by signing the hub's
+ * challenge, stay alive with pings, reconnect with capped exponential backoff and full
+ * jitter, and serve stream requests. Streams go only to the configured target: the
+ * request names a stream, never a destination, so a compromised hub cannot point the
+ * agent anywhere else on the edge network.
+ */
+import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import WebSocket from 'ws';
+import { closeReason, parseCloseReason, type ErrorCode } from '../errors.js';
+import {
+  authPayload,
+  CONTROL_MAX_PAYLOAD_BYTES,
+  DATA_MAX_PAYLOAD_BYTES,
+  decodeHubMessage,
+  type AgentMessage,
+  type HubMessage,
+} from '../protocol/messages.js';
+import { zeroMask } from '../client/hub-client.js';
+import { tlsOptions, type HubTrust } from '../client/trust.js';
+import { bridge } from '../stream/bridge.js';
+import type { Logger } from '../util/logger.js';
+import { VERSION } from '../version.js';
+import { parseTarget, type AgentConfig, type AgentDeviceConfig } from './config.js';
+
+export type LinkState = 'connecting' | 'online' | 'offline' | 'stopped';
+
+export interface DeviceLinkStatus {
+  name: string;
+  state: LinkState;
+  activeStreams: number;
+  lastError: string | null;
+  connects: number;
+}
+
+export class DeviceLink {
+  private ws: WebSocket | undefined;
+  private state: LinkState = 'offline';
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private missedPongs = 0;
+  private stopped = false;
+  private lastError: string | null = null;
+  private connects = 0;
+  private readonly streams = new Set<Socket>();
+  private readonly key: KeyObject;
+  private readonly target: { host: string; port: number };
+  private readonly hubOrigin: string;
+
+  constructor(
+    private readonly device: AgentDeviceConfig,
+    keyPath: string,
+    private readonly trust: HubTrust,
+    private readonly limits: AgentConfig['limits'],
+    private readonly logger: Logger,
+  ) {
+    this.key = createPrivateKey(readFileSync(keyPath));
+    this.target = parseTarget(device.target);
+    this.hubOrigin = new URL(device.hubUrl).host;
+  }
+
+  get status(): DeviceLinkStatus {
+    return { name: this.device.name, state: this.state, activeStreams: this.streams.size, lastError: this.lastError, connects: this.connects };
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.state = 'stopped';
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.pingTimer);
+    const ws = this.ws;
+    if (ws && ws.readyState !== ws.CLOSED) {
+      await new Promise<void>((resolve) => {
+        ws.once('close', () => resolve());
+        ws.close(1001, 'agent stopping');
+        setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, 1000).unref();
+      });
+    }
+    for (const socket of this.streams) socket.destroy();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.state = 'connecting';
+    const url = `${this.device.hubUrl.replace(/^http/, 'ws').replace(/\/+$/, '')}/v1/agent/connect`;
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      maxPayload: CONTROL_MAX_PAYLOAD_BYTES,
+      handshakeTimeout: 10_000,
+      ...tlsOptions(this.trust),
+    });
+    this.ws = ws;
+    let authenticated = false;
+
+    ws.on('open', () => {
+      this.missedPongs = 0;
+      clearInterval(this.pingTimer);
+      // Stale-link detection: a link that misses two pings in a row is cut and redialled.
+      this.pingTimer = setInterval(() => {
+        if (this.missedPongs >= 2) {
+          this.logger.warn({ device: this.device.name }, 'hub link stale (no pong); reconnecting');
+          ws.terminate();
+          return;
+        }
+        this.missedPongs++;
+        ws.ping();
+      }, this.limits.pingInterval);
+      this.pingTimer.unref();
+    });
+    ws.on('pong', () => {
+      this.missedPongs = 0;
+    });
+    ws.on('message', (data, isBinary) => {
+      this.missedPongs = 0;
+      let message: HubMessage;
+      try {
+        message = decodeHubMessage(data, isBinary);
+      } catch (error) {
+        this.logger.warn({ device: this.device.name, err: (error as Error).message }, 'invalid message from hub');
+        ws.close(1008, closeReason('PROTOCOL_ERROR', (error as Error).message));
+        return;
+      }
+      switch (message.type) {
+        case 'challenge': {
+          const signature = sign(null, authPayload(this.device.name, message.nonce, this.device.caPin), this.key).toString('base64');
+          this.send({ type: 'auth', device: this.device.name, signature, agentVersion: VERSION });
+          break;
+        }
+        case 'ready':
+          authenticated = true;
+          this.attempt = 0;
+          this.connects++;
+          this.state = 'online';
+          this.lastError = null;
+          this.logger.info({ device: this.device.name, hub: this.device.hubUrl }, 'device online');
+          break;
+        case 'stream.open':
+          if (!authenticated) {
+            ws.close(1008, closeReason('PROTOCOL_ERROR', 'stream request before authentication'));
+            return;
+          }
+          this.openStream(message);
+          break;
+        case 'stream.cancel':
+          // Nothing is held per pending stream beyond its sockets, which time out on their own.
+          break;
+      }
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      this.lastError = `hub refused the control connection (HTTP ${res.statusCode})`;
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('error', (error) => {
+      this.lastError = error.message;
+    });
+    ws.on('close', (code, reasonBuffer) => {
+      clearInterval(this.pingTimer);
+      const reason = reasonBuffer.toString();
+      const parsed = parseCloseReason(reason);
+      if (reason) this.lastError = reason;
+      const wasOnline = this.state === 'online';
+      if (this.stopped) return;
+      this.state = 'offline';
+      const delay = this.nextDelay();
+      this.logger[wasOnline ? 'warn' : 'info'](
+        { device: this.device.name, code, reason: parsed.message || undefined, errorCode: parsed.code, retryInMs: delay, lastError: this.lastError },
+        wasOnline ? 'hub link closed; reconnecting' : 'hub link failed; retrying',
+      );
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  /** Capped exponential backoff with full jitter: never a tight loop, never a thundering herd. */
+  private nextDelay(): number {
+    const step = Math.min(this.limits.reconnectMaxDelay, this.limits.reconnectMinDelay * 2 ** this.attempt);
+    this.attempt = Math.min(this.attempt + 1, 30);
+    return Math.max(100, Math.floor(Math.random() * step));
+  }
+
+  private send(message: AgentMessage): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  private reject(streamId: string, code: ErrorCode, message: string): void {
+    this.logger.info({ device: this.device.name, stream: streamId, code, message }, 'stream refused');
+    this.send({ type: 'stream.reject', streamId, code, message });
+  }
+
+  private openStream(request: Extract<HubMessage, { type: 'stream.open' }>): void {
+    const { streamId } = request;
+    if (this.streams.size >= this.device.maxStreams) {
+      this.reject(streamId, 'TOO_MANY_STREAMS', `device "${this.device.name}" is at its limit of ${this.device.maxStreams} concurrent streams`);
+      return;
+    }
+    let rendezvous: URL;
+    try {
+      rendezvous = new URL(request.rendezvousUrl);
+    } catch {
+      this.reject(streamId, 'RENDEZVOUS_INVALID', 'the rendezvous URL is malformed');
+      return;
+    }
+    // The agent dials only its own hub, whatever the request says.
+    if (rendezvous.host !== this.hubOrigin || rendezvous.protocol !== 'wss:') {
+      this.logger.warn({ device: this.device.name, rendezvous: rendezvous.host }, 'refused a rendezvous outside the configured hub');
+      this.reject(streamId, 'RENDEZVOUS_INVALID', 'the rendezvous URL is not on the configured hub');
+      return;
+    }
+    const socket = connect({ host: this.target.host, port: this.target.port, allowHalfOpen: true, noDelay: true });
+    this.streams.add(socket);
+    socket.once('close', () => this.streams.delete(socket));
+    socket.setTimeout(this.limits.connectTimeout);
+    let connected = false;
+    socket.once('timeout', () => {
+      if (!connected) {
+        this.reject(streamId, 'TIMEOUT', `connecting to ${this.device.target} timed out at the edge`);
+        socket.destroy();
+      }
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      if (connected) return;
+      const refused = error.code === 'ECONNREFUSED';
+      this.reject(
+        streamId,
+        refused ? 'TARGET_REFUSED' : 'TARGET_UNREACHABLE',
+        refused
+          ? `the target ${this.device.target} refused the connection at the edge`
+          : `the target ${this.device.target} is unreachable from the edge (${error.code ?? error.message})`,
+      );
+    });
+    socket.once('connect', () => {
+      connected = true;
+      socket.setTimeout(0);
+      socket.on('error', () => undefined);
+      socket.pause();
+      const ws = new WebSocket(rendezvous, {
+        headers: { authorization: `Bearer ${request.token}` },
+        perMessageDeflate: false,
+        maxPayload: DATA_MAX_PAYLOAD_BYTES,
+        skipUTF8Validation: true,
+        generateMask: zeroMask,
+        handshakeTimeout: 10_000,
+        ...tlsOptions(this.trust),
+      });
+      ws.once('open', () => {
+        socket.resume();
+        void bridge({ ws, input: socket, output: socket, destroyLocal: () => socket.destroy() });
+      });
+      ws.once('unexpected-response', (_req, res) => {
+        res.resume();
+        this.logger.warn({ device: this.device.name, stream: streamId, status: res.statusCode }, 'rendezvous refused by hub');
+        socket.destroy();
+        ws.terminate();
+      });
+      ws.on('error', () => socket.destroy());
+    });
+  }
+}

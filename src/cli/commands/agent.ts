@@ -1,0 +1,44 @@
+import { Command } from 'commander';
+import { startAgent } from '../../agent/agent.js';
+import { defaultAgentConfigPath } from '../../agent/config.js';
+import { enrollDevice } from '../../agent/enroll.js';
+import { DrawbridgeError } from '../../errors.js';
+import { onShutdownSignal } from '../signals.js';
+
+export function agentCommand(): Command {
+  const agent = new Command('agent').description(
+    `the edge daemon: hosts virtual devices, dials out to the hub, opens no port (config default: ${defaultAgentConfigPath()}, or $DRAWBRIDGE_AGENT_CONFIG)`,
+  );
+
+  agent
+    .command('enroll')
+    .description('enroll a virtual device: generate its key here, register the public key, add it to the config')
+    .argument('<token>', 'enrollment token from "drawbridge devices add"')
+    .requiredOption('--target <host:port>', 'the only address this device will ever connect to, e.g. 127.0.0.1:22')
+    .option('--config <file>', 'agent config file', defaultAgentConfigPath())
+    .option('--max-streams <n>', 'concurrent streams for this device', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new DrawbridgeError('VALIDATION_FAILED', `--max-streams must be an integer 1-10000 (got "${v}")`);
+      return n;
+    })
+    .option('--json', 'JSON output')
+    .action(async (token: string, opts: { target: string; config: string; maxStreams?: number; json?: boolean }) => {
+      const result = await enrollDevice({ token, target: opts.target, configPath: opts.config, ...(opts.maxStreams ? { maxStreams: opts.maxStreams } : {}) });
+      if (opts.json) return void process.stdout.write(JSON.stringify(result) + '\n');
+      process.stdout.write(
+        `enrolled "${result.device}" with ${result.hubUrl}; target ${opts.target}\n` +
+          `key: ${result.keyFile} (mode 0600, never leaves this machine)\nconfig: ${result.configPath}\n` +
+          `start it with: drawbridge agent run${opts.config === defaultAgentConfigPath() ? '' : ` --config ${opts.config}`}\n`,
+      );
+    });
+
+  agent
+    .command('run')
+    .description('run every virtual device in the config file (structured JSON logs on stderr)')
+    .option('--config <file>', 'agent config file', defaultAgentConfigPath())
+    .action(async (opts: { config: string }) => {
+      const handle = await startAgent({ configPath: opts.config });
+      onShutdownSignal(() => handle.close());
+    });
+  return agent;
+}

@@ -1,0 +1,89 @@
+import { spawn } from 'node:child_process';
+import { Command } from 'commander';
+import { openTunnel, runProxy } from '../../client/tunnel.js';
+import { DrawbridgeError } from '../../errors.js';
+import { assertValidName } from '../../util/names.js';
+import { addHubFlags, connectHub, type HubFlags } from '../context.js';
+import { formatBytes } from '../output.js';
+import { onShutdownSignal } from '../signals.js';
+import { parseListen } from './hub.js';
+
+export function connectCommand(): Command {
+  return addHubFlags(
+    new Command('connect')
+      .description('listen locally; each accepted TCP connection becomes its own stream to the device')
+      .argument('<device>')
+      .option('--listen <host:port>', 'local address (port 0 picks a free one)', '127.0.0.1:0')
+      .option('--json', 'print the listening address as JSON'),
+  ).action(async (device: string, opts: HubFlags & { listen: string; json?: boolean }) => {
+    assertValidName(device, 'device name');
+    const { host, port } = parseListen(opts.listen, '127.0.0.1');
+    const client = await connectHub(opts);
+    // Fail fast with a clear message if the device is unknown or unreachable to us.
+    const tunnel = await openTunnel({
+      client,
+      device,
+      host,
+      port,
+      onEvent: (e) => {
+        if (e.type === 'error') process.stderr.write(`drawbridge: ${e.remote}: ${e.error?.code}: ${e.error?.message}\n`);
+        else if (e.type === 'close' && e.result) {
+          process.stderr.write(`drawbridge: ${e.remote}: closed (${formatBytes(e.result.bytesSent)} sent, ${formatBytes(e.result.bytesReceived)} received)\n`);
+        }
+      },
+    });
+    if (opts.json) process.stdout.write(JSON.stringify({ device, host: tunnel.host, port: tunnel.port }) + '\n');
+    else process.stdout.write(`forwarding ${tunnel.host}:${tunnel.port} -> ${device} (Ctrl-C to stop)\n`);
+    onShutdownSignal(async () => {
+      await tunnel.close();
+      client.close();
+    });
+  });
+}
+
+export function proxyCommand(): Command {
+  return addHubFlags(
+    new Command('proxy')
+      .description("one stream on stdin/stdout, for ssh -o ProxyCommand='drawbridge proxy %h'")
+      .argument('<device>'),
+  ).action(async (device: string, opts: HubFlags) => {
+    assertValidName(device, 'device name');
+    const client = await connectHub(opts);
+    try {
+      const error = await runProxy(client, device, process.stdin, process.stdout);
+      if (error) throw error;
+    } finally {
+      client.close();
+    }
+  });
+}
+
+export function sshCommand(): Command {
+  return addHubFlags(
+    new Command('ssh')
+      .description('run the system ssh through "drawbridge proxy" (arguments after -- go to ssh)')
+      .argument('<device>', 'device name, optionally user@device')
+      .argument('[sshArgs...]', 'extra ssh arguments')
+      .allowUnknownOption(true),
+  ).action(async (target: string, sshArgs: string[], opts: HubFlags) => {
+    const at = target.lastIndexOf('@');
+    const device = at >= 0 ? target.slice(at + 1) : target;
+    assertValidName(device, 'device name');
+    // Credentials reach the proxy through the environment, never the process list.
+    const env = {
+      ...process.env,
+      ...(opts.hub ? { DRAWBRIDGE_HUB: opts.hub } : {}),
+      ...(opts.token ? { DRAWBRIDGE_TOKEN: opts.token } : {}),
+      ...(opts.caPin ? { DRAWBRIDGE_CA_PIN: opts.caPin } : {}),
+    };
+    const self = [process.execPath, process.argv[1] as string, 'proxy', device].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const child = spawn('ssh', ['-o', `ProxyCommand=${self}`, '-o', `HostKeyAlias=drawbridge-${device}`, ...sshArgs, target], { stdio: 'inherit', env });
+    const code = await new Promise<number>((resolve, reject) => {
+      child.once('error', (error: NodeJS.ErrnoException) =>
+        reject(new DrawbridgeError('INTERNAL', error.code === 'ENOENT' ? 'ssh is not installed (install openssh-client)' : error.message)),
+      );
+      child.once('exit', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
+    });
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,48 @@
+import { Command } from 'commander';
+import { DrawbridgeError } from '../../errors.js';
+import { startHub } from '../../hub/hub.js';
+import { onShutdownSignal } from '../signals.js';
+
+export function parseListen(text: string, defaultHost = '0.0.0.0'): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new DrawbridgeError('VALIDATION_FAILED', `invalid listen address "${text}": use HOST:PORT, e.g. 0.0.0.0:8443`);
+  return { host: m[1] || m[2] || defaultHost, port };
+}
+
+export function hubCommand(): Command {
+  return new Command('hub')
+    .description('run the hub: HTTPS + WSS on one port, embedded store, its own CA on first start')
+    .option('--data-dir <dir>', 'where the database, keys and certificates live', './drawbridge-data')
+    .option('--listen <host:port>', 'address to listen on', '0.0.0.0:8443')
+    .option('--public-url <url>', 'the URL agents and clients dial (default: derived from --listen)')
+    .option('--tls-cert <file>', 'use this certificate chain (PEM) instead of the built-in CA')
+    .option('--tls-key <file>', 'private key for --tls-cert')
+    .option('--config <file>', 'hub config (YAML); default DATA_DIR/hub.yaml if present')
+    .action(async (opts: { dataDir: string; listen: string; publicUrl?: string; tlsCert?: string; tlsKey?: string; config?: string }) => {
+      if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new DrawbridgeError('VALIDATION_FAILED', '--tls-cert and --tls-key go together');
+      if (opts.publicUrl && !/^https:\/\/[^/]+\/?$/.test(opts.publicUrl)) {
+        throw new DrawbridgeError('VALIDATION_FAILED', `--public-url must be https://HOST[:PORT] (got "${opts.publicUrl}")`);
+      }
+      const { host, port } = parseListen(opts.listen);
+      const hub = await startHub({
+        dataDir: opts.dataDir,
+        host,
+        port,
+        ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+        ...(opts.tlsCert && opts.tlsKey ? { tlsCertFile: opts.tlsCert, tlsKeyFile: opts.tlsKey } : {}),
+        ...(opts.config ? { configFile: opts.config } : {}),
+      });
+      const out = process.stdout;
+      out.write(`drawbridge hub listening on ${hub.url} (public URL ${hub.publicUrl})\n`);
+      out.write(`data directory: ${hub.dataDir}\n`);
+      out.write(`CA pin: ${hub.caPin}\n`);
+      if (hub.bootstrapAdminToken) {
+        out.write(`\nadmin token (shown once; also kept in ${hub.adminTokenFile}, mode 0600):\n  ${hub.bootstrapAdminToken}\n`);
+        out.write(`\nlog in with:\n  drawbridge login --hub ${hub.publicUrl} --token ${hub.bootstrapAdminToken} --ca-pin ${hub.caPin}\n`);
+      } else {
+        out.write(`admin token: in ${hub.adminTokenFile}\n`);
+      }
+      onShutdownSignal(() => hub.close());
+    });
+}

@@ -1,0 +1,33 @@
+import { Command } from 'commander';
+import { saveCredentials } from '../../client/credentials.js';
+import { HubClient } from '../../client/hub-client.js';
+import { normalizePin } from '../../client/trust.js';
+import { DrawbridgeError } from '../../errors.js';
+
+export function loginCommand(): Command {
+  return new Command('login')
+    .description('check and store hub credentials (mode 0600, in the user config dir)')
+    .requiredOption('--hub <url>', 'hub URL, e.g. https://hub.example:8443')
+    .requiredOption('--token <token>', 'API token')
+    .option('--ca-pin <pin>', 'pin of the hub CA (sha256:HEX, printed by the hub); omit for a publicly trusted certificate')
+    .option('--json', 'JSON output')
+    .action(async (opts: { hub: string; token: string; caPin?: string; json?: boolean }) => {
+      let url: URL;
+      try {
+        url = new URL(opts.hub);
+      } catch {
+        throw new DrawbridgeError('VALIDATION_FAILED', `invalid hub URL "${opts.hub}"`);
+      }
+      if (url.protocol !== 'https:') throw new DrawbridgeError('VALIDATION_FAILED', `the hub URL must start with https:// (got "${opts.hub}")`);
+      const credentials = { hubUrl: url.origin, token: opts.token, ...(opts.caPin ? { caPin: normalizePin(opts.caPin) } : {}) };
+      const client = await HubClient.connect(credentials);
+      try {
+        const me = await client.request<{ name: string; role: string }>('GET', '/v1/whoami');
+        const path = saveCredentials(credentials);
+        if (opts.json) process.stdout.write(JSON.stringify({ ...me, hubUrl: credentials.hubUrl, credentialsFile: path }) + '\n');
+        else process.stdout.write(`logged in to ${credentials.hubUrl} as ${me.name} (${me.role}); credentials saved to ${path}\n`);
+      } finally {
+        client.close();
+      }
+    });
+}

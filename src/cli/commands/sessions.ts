@@ -1,0 +1,38 @@
+import { Command } from 'commander';
+import { DrawbridgeError } from '../../errors.js';
+import { addHubFlags, withHub, type HubFlags } from '../context.js';
+import { formatBytes, printJson, printTable, shortTime } from '../output.js';
+
+interface SessionView {
+  id: string;
+  principal: string;
+  device: string;
+  target: string | null;
+  clientAddress: string;
+  startedAt: string;
+  joined: boolean;
+  bytesToDevice: number;
+  bytesFromDevice: number;
+  grantId: string | null;
+}
+
+export function sessionsCommand(): Command {
+  const sessions = new Command('sessions').description('live streams');
+  addHubFlags(sessions.command('list').description('every open stream').option('--json', 'JSON output')).action(async (opts: HubFlags & { json?: boolean }) => {
+    const { sessions: list } = await withHub(opts, (c) => c.request<{ sessions: SessionView[] }>('GET', '/v1/sessions'));
+    if (opts.json) return printJson(list);
+    printTable(
+      ['id', 'principal', 'device', 'target', 'client', 'started', 'to device', 'from device', 'grant'],
+      list.map((s) => [s.id, s.principal, s.device, s.target, s.clientAddress, shortTime(s.startedAt), formatBytes(s.bytesToDevice), formatBytes(s.bytesFromDevice), s.grantId ?? (s.joined ? 'standing (admin)' : 'setting up')]),
+    );
+  });
+  addHubFlags(sessions.command('kill').description('end one stream at once').argument('<id>').option('--json', 'JSON output')).action(
+    async (id: string, opts: HubFlags & { json?: boolean }) => {
+      if (!/^[0-9a-f]{32}$/.test(id)) throw new DrawbridgeError('VALIDATION_FAILED', `invalid session id "${id}" (32 hex digits, see drawbridge sessions list)`);
+      const result = await withHub(opts, (c) => c.request('DELETE', `/v1/sessions/${id}`));
+      if (opts.json) return printJson(result);
+      process.stdout.write(`session ${id} killed\n`);
+    },
+  );
+  return sessions;
+}

@@ -1,0 +1,241 @@
+/**
+ * Just-in-time access: requests, reviews, grants, expiry and revocation. A grant is an
+ * approved request; it runs from approval to approval + the requested duration. Every
+ * transition is a compare-and-set on the request's status with its audit record in the
+ * same transaction, so two reviewers racing cannot both win.
+ */
+import { randomBytes } from 'node:crypto';
+import { DrawbridgeError } from '../errors.js';
+import type { AccessRequestRecord, Store } from '../store/store.js';
+import { formatDuration } from '../util/duration.js';
+import type { Logger } from '../util/logger.js';
+import type { HubConfig } from './config.js';
+import type { Principal } from './principals.js';
+import { requireRole } from './principals.js';
+import type { Relay } from './relay.js';
+import type { WebhookEvent, WebhookSender } from './webhook.js';
+
+export const MAX_REASON_LENGTH = 1000;
+
+export class AccessService {
+  constructor(
+    private readonly store: Store,
+    private readonly config: HubConfig,
+    private readonly relay: Relay,
+    private readonly webhook: WebhookSender,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private notify(event: WebhookEvent, request: AccessRequestRecord): void {
+    this.webhook.fire(event, publicAccessView(request) as unknown as Record<string, unknown>);
+  }
+
+  async request(principal: Principal, device: string, durationMs: number, reason: string): Promise<AccessRequestRecord> {
+    requireRole(principal, ['admin', 'operator', 'approver'], 'requesting access');
+    const trimmed = reason.trim();
+    if (trimmed.length === 0) throw new DrawbridgeError('VALIDATION_FAILED', 'a reason is required for an access request');
+    if (durationMs <= 0) throw new DrawbridgeError('VALIDATION_FAILED', 'the access duration must be positive');
+    const max = this.config.access.maxDuration;
+    if (durationMs > max) {
+      throw new DrawbridgeError(
+        'VALIDATION_FAILED',
+        `requested ${formatDuration(durationMs)} is longer than the hub's maximum of ${formatDuration(max)}`,
+      );
+    }
+    const record = await this.store.getDevice(device);
+    if (!record) throw new DrawbridgeError('UNKNOWN_DEVICE', `unknown device "${device}"`);
+    const now = this.now();
+    const request: AccessRequestRecord = {
+      id: 'ar_' + randomBytes(8).toString('hex'),
+      principal: principal.name,
+      device,
+      durationMs,
+      reason: trimmed,
+      status: 'pending',
+      createdAt: now,
+      requestExpiresAt: now + this.config.access.requestTtl,
+      reviewedBy: null,
+      reviewedAt: null,
+      reviewNote: null,
+      autoApproved: false,
+      grantStartsAt: null,
+      grantEndsAt: null,
+      endedAt: null,
+    };
+    await this.store.createAccessRequest(request, {
+      actor: principal.name,
+      action: 'access.request',
+      device,
+      details: { request: request.id, durationMs, reason: request.reason },
+    });
+    this.notify('access.requested', request);
+
+    const policy = this.config.access.autoApprove.find(
+      (rule) => durationMs <= rule.maxDuration && Object.entries(rule.tags).every(([k, v]) => record.tags[k] === v),
+    );
+    if (!policy) return request;
+    const approved = await this.store.transitionAccessRequest(
+      request.id,
+      'pending',
+      {
+        status: 'approved',
+        autoApproved: true,
+        reviewedBy: 'policy',
+        reviewedAt: now,
+        reviewNote: `auto-approved by policy (tags ${JSON.stringify(policy.tags)}, up to ${formatDuration(policy.maxDuration)})`,
+        grantStartsAt: now,
+        grantEndsAt: now + durationMs,
+      },
+      {
+        actor: 'policy',
+        action: 'access.auto_approve',
+        device,
+        details: { request: request.id, principal: principal.name, tags: policy.tags, grantEndsAt: now + durationMs },
+      },
+    );
+    if (approved) this.notify('access.approved', approved);
+    return approved ?? request;
+  }
+
+  async get(id: string): Promise<AccessRequestRecord> {
+    const request = await this.store.getAccessRequest(id);
+    if (!request) throw new DrawbridgeError('NOT_FOUND', `no access request "${id}"`);
+    return request;
+  }
+
+  async approve(reviewer: Principal, id: string, note: string | undefined): Promise<AccessRequestRecord> {
+    requireRole(reviewer, ['admin', 'approver'], 'approving access');
+    const request = await this.pendingForReview(reviewer, id);
+    const now = this.now();
+    const approved = await this.store.transitionAccessRequest(
+      id,
+      'pending',
+      {
+        status: 'approved',
+        reviewedBy: reviewer.name,
+        reviewedAt: now,
+        reviewNote: note ?? null,
+        grantStartsAt: now,
+        grantEndsAt: now + request.durationMs,
+      },
+      {
+        actor: reviewer.name,
+        action: 'access.approve',
+        device: request.device,
+        details: { request: id, principal: request.principal, note: note ?? null, grantEndsAt: now + request.durationMs },
+      },
+    );
+    if (!approved) throw new DrawbridgeError('INVALID_STATE', `access request ${id} was reviewed by someone else meanwhile`);
+    this.notify('access.approved', approved);
+    return approved;
+  }
+
+  async deny(reviewer: Principal, id: string, reason: string): Promise<AccessRequestRecord> {
+    requireRole(reviewer, ['admin', 'approver'], 'denying access');
+    if (reason.trim() === '') throw new DrawbridgeError('VALIDATION_FAILED', 'a reason is required to deny a request');
+    const request = await this.pendingForReview(reviewer, id);
+    const denied = await this.store.transitionAccessRequest(
+      id,
+      'pending',
+      { status: 'denied', reviewedBy: reviewer.name, reviewedAt: this.now(), reviewNote: reason.trim() },
+      { actor: reviewer.name, action: 'access.deny', device: request.device, details: { request: id, principal: request.principal, reason: reason.trim() } },
+    );
+    if (!denied) throw new DrawbridgeError('INVALID_STATE', `access request ${id} was reviewed by someone else meanwhile`);
+    this.notify('access.denied', denied);
+    return denied;
+  }
+
+  private async pendingForReview(reviewer: Principal, id: string): Promise<AccessRequestRecord> {
+    const request = await this.get(id);
+    if (request.principal === reviewer.name) {
+      throw new DrawbridgeError('FORBIDDEN', `"${reviewer.name}" cannot review their own access request; another approver must`);
+    }
+    if (request.status === 'pending' && request.requestExpiresAt <= this.now()) {
+      await this.expire(request);
+      throw new DrawbridgeError('INVALID_STATE', `access request ${id} expired unreviewed`);
+    }
+    if (request.status !== 'pending') {
+      throw new DrawbridgeError('INVALID_STATE', `access request ${id} is already ${request.status}`);
+    }
+    return request;
+  }
+
+  async revoke(actor: Principal, id: string): Promise<AccessRequestRecord> {
+    const request = await this.get(id);
+    // The holder may give up their own grant; otherwise revoking is for admins and approvers.
+    if (request.principal !== actor.name) requireRole(actor, ['admin', 'approver'], 'revoking access');
+    const now = this.now();
+    if (request.status !== 'approved' || (request.grantEndsAt ?? 0) <= now) {
+      throw new DrawbridgeError('INVALID_STATE', `access request ${id} is not an active grant (it is ${request.status}${request.status === 'approved' ? ', ended' : ''})`);
+    }
+    const revoked = await this.store.transitionAccessRequest(
+      id,
+      'approved',
+      { status: 'revoked', endedAt: now },
+      { actor: actor.name, action: 'access.revoke', device: request.device, details: { request: id, principal: request.principal } },
+    );
+    if (!revoked) throw new DrawbridgeError('INVALID_STATE', `access request ${id} changed meanwhile`);
+    this.relay.endWhere((s) => s.grantId === id, new DrawbridgeError('ACCESS_REVOKED', `access ended: grant ${id} was revoked by ${actor.name}`));
+    this.notify('access.revoked', revoked);
+    return revoked;
+  }
+
+  /** The grant that lets `principal` reach `device` now, if any. */
+  async activeGrant(principal: string, device: string): Promise<AccessRequestRecord | undefined> {
+    const grants = await this.store.listAccessRequests({ principal, device, activeAt: this.now(), limit: 10 });
+    // Prefer the grant that lasts longest.
+    return grants.sort((a, b) => (b.grantEndsAt ?? 0) - (a.grantEndsAt ?? 0))[0];
+  }
+
+  private async expire(request: AccessRequestRecord): Promise<void> {
+    const expired = await this.store.transitionAccessRequest(
+      request.id,
+      'pending',
+      { status: 'expired', endedAt: this.now() },
+      { actor: 'hub', action: 'access.expire', device: request.device, details: { request: request.id, principal: request.principal } },
+    );
+    if (expired) this.notify('access.expired', expired);
+  }
+
+  /** Expires unreviewed requests and records grants whose window closed. */
+  async sweep(): Promise<void> {
+    const now = this.now();
+    for (const request of await this.store.listAccessRequests({ status: 'pending', limit: 10_000 })) {
+      if (request.requestExpiresAt <= now) await this.expire(request);
+    }
+    for (const grant of await this.store.listAccessRequests({ status: 'approved', limit: 10_000 })) {
+      if (grant.endedAt === null && grant.grantEndsAt !== null && grant.grantEndsAt <= now) {
+        await this.store.transitionAccessRequest(
+          grant.id,
+          'approved',
+          { endedAt: grant.grantEndsAt },
+          { actor: 'hub', action: 'access.grant_end', device: grant.device, details: { request: grant.id, principal: grant.principal } },
+        );
+      }
+    }
+  }
+}
+
+/** The API view of a request: ISO times, a derived `active` flag. */
+export function publicAccessView(r: AccessRequestRecord, now = Date.now()): Record<string, unknown> {
+  const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+  return {
+    id: r.id,
+    principal: r.principal,
+    device: r.device,
+    status: r.status,
+    active: r.status === 'approved' && (r.grantStartsAt ?? Infinity) <= now && (r.grantEndsAt ?? 0) > now,
+    reason: r.reason,
+    durationMs: r.durationMs,
+    createdAt: iso(r.createdAt),
+    requestExpiresAt: iso(r.requestExpiresAt),
+    reviewedBy: r.reviewedBy,
+    reviewedAt: iso(r.reviewedAt),
+    reviewNote: r.reviewNote,
+    autoApproved: r.autoApproved,
+    grantStartsAt: iso(r.grantStartsAt),
+    grantEndsAt: iso(r.grantEndsAt),
+    endedAt: iso(r.endedAt),
+  };
+}

@@ -1,0 +1,503 @@
+/**
+ * REST API v1. Each route declares its method, path, roles and body schema in one table;
+ * dispatch and the OpenAPI document are both built from it, so they cannot drift.
+ */
+import { createPublicKey } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { DrawbridgeError } from '../errors.js';
+import {
+  createApiToken,
+  encodeEnrollmentToken,
+  hashSecret,
+  randomId,
+  randomSecret,
+  secretMatches,
+} from '../protocol/tokens.js';
+import { AuditChainVerifier } from '../store/audit-chain.js';
+import { ROLES, type AuditRecord, type DeviceRecord, type Role } from '../store/store.js';
+import { assertValidName } from '../util/names.js';
+import { MAX_REASON_LENGTH, publicAccessView } from './access.js';
+import { clientAddress, readJson, sendJson, validate, type Params } from './http.js';
+import { requireRole, type Principal } from './principals.js';
+import type { HubServices } from './services.js';
+
+const nameSchema = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be 1-63 lower-case letters, digits and "-"');
+const tagsSchema = z
+  .record(z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tag keys are 1-64 of letters, digits, "_", "." and "-"'), z.string().min(1).max(128))
+  .refine((tags) => Object.keys(tags).length <= 32, 'at most 32 tags');
+const MAX_ENROLLMENT_TTL_MS = 30 * 86_400_000;
+
+export const CreateDeviceBody = z.strictObject({
+  name: z.string(),
+  tags: tagsSchema.default({}),
+  enrollmentTtlMs: z.number().int().min(1000).max(MAX_ENROLLMENT_TTL_MS).default(3_600_000),
+});
+export const EnrollmentBody = z.strictObject({ enrollmentTtlMs: z.number().int().min(1000).max(MAX_ENROLLMENT_TTL_MS).default(3_600_000) });
+export const EnrollBody = z.strictObject({
+  id: z.string().regex(/^[0-9a-f]{16}$/),
+  secret: z.string().min(16).max(128),
+  device: z.string().max(63),
+  publicKey: z.string().min(40).max(200),
+});
+export const StreamBody = z.strictObject({ device: z.string().max(200) });
+export const CreateUserBody = z.strictObject({ name: nameSchema, role: z.enum(ROLES as [Role, ...Role[]]) });
+export const RotateBody = z.strictObject({ name: nameSchema.optional() });
+export const AccessRequestBody = z.strictObject({
+  device: z.string().max(200),
+  durationMs: z.number().int().positive(),
+  reason: z.string().max(MAX_REASON_LENGTH),
+});
+export const ApproveBody = z.strictObject({ note: z.string().max(MAX_REASON_LENGTH).optional() });
+export const DenyBody = z.strictObject({ reason: z.string().min(1).max(MAX_REASON_LENGTH) });
+
+const AuditQuerySchema = z.strictObject({
+  device: z.string().max(200).optional(),
+  actor: z.string().max(200).optional(),
+  action: z.string().max(100).optional(),
+  since: z.string().optional(),
+  until: z.string().optional(),
+  after: z.coerce.number().int().min(0).optional(),
+  before: z.coerce.number().int().min(1).optional(),
+  order: z.enum(['asc', 'desc']).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(100),
+});
+const AccessQuerySchema = z.strictObject({
+  status: z.enum(['pending', 'approved', 'denied', 'expired', 'revoked', 'active']).optional(),
+  mine: z.enum(['true', 'false', '1', '0']).optional(),
+  device: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(200),
+});
+
+type Ctx = { req: IncomingMessage; res: ServerResponse; params: Params; url: URL; principal: Principal };
+
+export interface RouteSpec {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  summary: string;
+  /** Roles allowed; undefined means unauthenticated */
+  roles?: readonly Role[];
+  body?: z.ZodType;
+  handle: (services: HubServices, ctx: Ctx) => Promise<void>;
+}
+
+const ALL_ROLES = ROLES;
+const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+
+function parseTime(text: string | undefined, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  const relative = /^(\d+)([smhd])$/.exec(text);
+  if (relative) {
+    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[relative[2] as 's' | 'm' | 'h' | 'd'];
+    return Date.now() - Number(relative[1]) * unit;
+  }
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new DrawbridgeError('VALIDATION_FAILED', `${what}: "${text}" is not a time (use ISO 8601 or a relative age like 15m, 2h, 7d)`);
+  return t;
+}
+
+export function deviceView(services: HubServices, d: DeviceRecord): Record<string, unknown> {
+  const link = services.registry.get(d.name);
+  return {
+    name: d.name,
+    tags: d.tags,
+    enabled: d.enabled,
+    enrolled: d.publicKey !== null,
+    online: link !== undefined,
+    lastSeenAt: link ? iso(services.now()) : iso(d.lastSeenAt),
+    agentVersion: link?.agentVersion ?? d.agentVersion,
+    remoteAddress: link?.remoteAddress ?? d.remoteAddress,
+    createdAt: iso(d.createdAt),
+    enrolledAt: iso(d.enrolledAt),
+    activeStreams: services.relay.countForDevice(d.name),
+  };
+}
+
+function auditView(r: AuditRecord): Record<string, unknown> {
+  return { seq: r.seq, ts: new Date(r.ts).toISOString(), actor: r.actor, action: r.action, device: r.device, details: r.details, prevHash: r.prevHash, hash: r.hash };
+}
+
+async function requireDevice(services: HubServices, name: string): Promise<DeviceRecord> {
+  assertValidName(name, 'device name');
+  const device = await services.store.getDevice(name);
+  if (!device) throw new DrawbridgeError('UNKNOWN_DEVICE', `unknown device "${name}"`);
+  return device;
+}
+
+async function issueEnrollment(services: HubServices, device: string, ttlMs: number): Promise<{ token: string; record: { id: string; device: string; secretHash: string; createdAt: number; expiresAt: number; usedAt: null } }> {
+  const id = randomId(8);
+  const secret = randomSecret(32);
+  const now = services.now();
+  return {
+    token: encodeEnrollmentToken({ hubUrl: services.publicUrl, caPin: services.caPin, device, id, secret }),
+    record: { id, device, secretHash: hashSecret(secret), createdAt: now, expiresAt: now + ttlMs, usedAt: null },
+  };
+}
+
+function body<T>(ctx: Ctx & { body?: unknown }): T {
+  return ctx.body as T;
+}
+
+export const ROUTES: RouteSpec[] = [
+  {
+    method: 'GET', path: '/v1/whoami', summary: 'The authenticated principal', roles: ALL_ROLES,
+    handle: async (_s, { res, principal }) => sendJson(res, 200, { name: principal.name, role: principal.role }),
+  },
+  // ---- devices ----
+  {
+    method: 'POST', path: '/v1/devices', summary: 'Register a virtual device; returns a one-time enrollment token', roles: ['admin'], body: CreateDeviceBody,
+    handle: async (s, ctx) => {
+      const input = body<z.output<typeof CreateDeviceBody>>(ctx);
+      const name = assertValidName(input.name, 'device name');
+      if (await s.store.getDevice(name)) throw new DrawbridgeError('CONFLICT', `device "${name}" already exists`);
+      const { token, record } = await issueEnrollment(s, name, input.enrollmentTtlMs);
+      const now = s.now();
+      try {
+        await s.store.createDevice(
+          { name, tags: input.tags, enabled: true, publicKey: null, createdAt: now, enrolledAt: null, lastSeenAt: null, agentVersion: null, remoteAddress: null },
+          record,
+          { actor: ctx.principal.name, action: 'device.add', device: name, details: { tags: input.tags, enrollmentExpiresAt: record.expiresAt } },
+        );
+      } catch (error) {
+        if (String((error as Error).message).includes('UNIQUE')) throw new DrawbridgeError('CONFLICT', `device "${name}" already exists`);
+        throw error;
+      }
+      sendJson(ctx.res, 201, { name, enrollmentToken: token, expiresAt: new Date(record.expiresAt).toISOString() });
+    },
+  },
+  {
+    method: 'GET', path: '/v1/devices', summary: 'List virtual devices', roles: ALL_ROLES,
+    handle: async (s, { res }) => sendJson(res, 200, { devices: (await s.store.listDevices()).map((d) => deviceView(s, d)) }),
+  },
+  {
+    method: 'GET', path: '/v1/devices/:name', summary: 'Show one virtual device', roles: ALL_ROLES,
+    handle: async (s, { res, params }) => sendJson(res, 200, deviceView(s, await requireDevice(s, params['name'] as string))),
+  },
+  {
+    method: 'DELETE', path: '/v1/devices/:name', summary: 'Remove a virtual device (ends its link and streams)', roles: ['admin'],
+    handle: async (s, { res, params, principal }) => {
+      const device = await requireDevice(s, params['name'] as string);
+      await s.store.removeDevice(device.name, { actor: principal.name, action: 'device.remove', device: device.name });
+      s.registry.disconnect(device.name, 'DEVICE_REMOVED');
+      s.relay.endWhere((st) => st.device === device.name, new DrawbridgeError('DEVICE_REMOVED'));
+      sendJson(res, 200, { name: device.name, removed: true });
+    },
+  },
+  {
+    method: 'POST', path: '/v1/devices/:name/enable', summary: 'Enable a virtual device', roles: ['admin'],
+    handle: async (s, { res, params, principal }) => {
+      const device = await requireDevice(s, params['name'] as string);
+      await s.store.setDeviceEnabled(device.name, true, { actor: principal.name, action: 'device.enable', device: device.name });
+      sendJson(res, 200, deviceView(s, { ...device, enabled: true }));
+    },
+  },
+  {
+    method: 'POST', path: '/v1/devices/:name/disable', summary: 'Disable a virtual device: closes its link and streams, refuses reconnects', roles: ['admin'],
+    handle: async (s, { res, params, principal }) => {
+      const device = await requireDevice(s, params['name'] as string);
+      await s.store.setDeviceEnabled(device.name, false, { actor: principal.name, action: 'device.disable', device: device.name });
+      s.registry.disconnect(device.name, 'DEVICE_DISABLED', `device "${device.name}" was disabled by ${principal.name}`);
+      s.relay.endWhere((st) => st.device === device.name, new DrawbridgeError('DEVICE_DISABLED', `device "${device.name}" was disabled`));
+      sendJson(res, 200, deviceView(s, { ...device, enabled: false }));
+    },
+  },
+  {
+    method: 'POST', path: '/v1/devices/:name/enrollments', summary: 'Issue a new enrollment token (re-enroll a device)', roles: ['admin'], body: EnrollmentBody,
+    handle: async (s, ctx) => {
+      const device = await requireDevice(s, ctx.params['name'] as string);
+      const { token, record } = await issueEnrollment(s, device.name, body<z.output<typeof EnrollmentBody>>(ctx).enrollmentTtlMs);
+      await s.store.createEnrollment(record, { actor: ctx.principal.name, action: 'device.enrollment_issued', device: device.name, details: { expiresAt: record.expiresAt } });
+      sendJson(ctx.res, 201, { name: device.name, enrollmentToken: token, expiresAt: new Date(record.expiresAt).toISOString() });
+    },
+  },
+  {
+    method: 'POST', path: '/v1/enroll', summary: 'Agent enrollment: trade a one-time enrollment secret for registering the device public key', body: EnrollBody,
+    handle: async (s, ctx) => {
+      const input = body<z.output<typeof EnrollBody>>(ctx);
+      const source = clientAddress(ctx.req);
+      s.auth.checkLimit(source);
+      const enrollment = await s.store.getEnrollment(input.id);
+      const valid = secretMatches(input.secret, enrollment?.secretHash ?? '0'.repeat(64)) && enrollment?.device === input.device;
+      if (!enrollment || !valid) {
+        await s.auth.recordFailure(source, 'enrollment', 'forged or unknown enrollment token', input.device);
+        throw new DrawbridgeError('ENROLLMENT_INVALID', 'the enrollment token is not valid for this hub');
+      }
+      const now = s.now();
+      if (enrollment.usedAt !== null) {
+        await s.auth.recordFailure(source, 'enrollment', 'enrollment token reused', input.device);
+        throw new DrawbridgeError('ENROLLMENT_USED', 'the enrollment token was already used; issue a new one with "drawbridge devices enroll-token NAME"');
+      }
+      if (enrollment.expiresAt <= now) {
+        await s.auth.recordFailure(source, 'enrollment', 'enrollment token expired', input.device);
+        throw new DrawbridgeError('ENROLLMENT_EXPIRED', `the enrollment token expired at ${new Date(enrollment.expiresAt).toISOString()}; issue a new one`);
+      }
+      try {
+        const key = createPublicKey({ key: Buffer.from(input.publicKey, 'base64'), format: 'der', type: 'spki' });
+        if (key.asymmetricKeyType !== 'ed25519') throw new Error('not ed25519');
+      } catch {
+        throw new DrawbridgeError('VALIDATION_FAILED', 'publicKey must be an Ed25519 public key (SPKI DER, base64)');
+      }
+      const ok = await s.store.completeEnrollment(input.id, input.publicKey, now, {
+        actor: `device:${enrollment.device}`,
+        action: 'device.enroll',
+        device: enrollment.device,
+        details: { source, enrollment: input.id },
+      });
+      if (!ok) throw new DrawbridgeError('ENROLLMENT_USED', 'the enrollment token was already used');
+      sendJson(ctx.res, 200, { device: enrollment.device, hubUrl: s.publicUrl, caPin: s.caPin });
+    },
+  },
+  // ---- streams ----
+  {
+    method: 'POST', path: '/v1/streams', summary: 'Request a stream to a device; returns a one-time rendezvous URL and token', roles: ALL_ROLES, body: StreamBody,
+    handle: async (s, ctx) => {
+      const { device: name } = body<z.output<typeof StreamBody>>(ctx);
+      const { principal } = ctx;
+      if (principal.role === 'auditor') throw new DrawbridgeError('FORBIDDEN', `auditors cannot open streams; "${principal.name}" is auditor`);
+      const device = await requireDevice(s, name);
+      let grant: { id: string; grantEndsAt: number | null } | undefined;
+      if (principal.role !== 'admin') {
+        grant = await s.access.activeGrant(principal.name, device.name);
+        if (!grant) {
+          throw new DrawbridgeError('NOT_AUTHORIZED', `"${principal.name}" has no active grant for device "${device.name}"; request one: drawbridge access request ${device.name} --for 1h --reason "..."`);
+        }
+      }
+      if (!device.enabled) throw new DrawbridgeError('DEVICE_DISABLED', `device "${device.name}" is disabled`);
+      const link = s.registry.get(device.name);
+      if (!link) throw new DrawbridgeError('DEVICE_OFFLINE', `device "${device.name}" is offline (its agent is not connected)`);
+      const ticket = await s.relay.create({
+        principal: principal.name,
+        device: device.name,
+        target: null,
+        clientAddress: clientAddress(ctx.req),
+        grantId: grant?.id ?? null,
+        grantEndsAt: grant?.grantEndsAt ?? null,
+      });
+      const base = s.publicUrl.replace(/^http/, 'ws');
+      link.send({ type: 'stream.open', streamId: ticket.streamId, rendezvousUrl: `${base}/v1/streams/${ticket.streamId}/agent`, token: ticket.agentToken });
+      sendJson(ctx.res, 201, {
+        streamId: ticket.streamId,
+        rendezvousUrl: `${base}/v1/streams/${ticket.streamId}/client`,
+        token: ticket.clientToken,
+        expiresAt: new Date(ticket.expiresAt).toISOString(),
+        grant: grant ? { id: grant.id, endsAt: iso(grant.grantEndsAt) } : null,
+      });
+    },
+  },
+  // ---- sessions ----
+  {
+    method: 'GET', path: '/v1/sessions', summary: 'Open streams', roles: ['admin', 'auditor', 'approver', 'operator'],
+    handle: async (s, { res, principal }) => {
+      const live = s.relay.list().filter((x) => principal.role !== 'operator' || x.principal === principal.name);
+      sendJson(res, 200, {
+        sessions: live.map((x) => ({ ...x, startedAt: iso(x.startedAt), grantEndsAt: iso(x.grantEndsAt) })),
+      });
+    },
+  },
+  {
+    method: 'DELETE', path: '/v1/sessions/:id', summary: 'Kill an open stream at once', roles: ['admin'],
+    handle: async (s, { res, params, principal }) => {
+      const session = s.relay.get(params['id'] as string);
+      if (!session) throw new DrawbridgeError('NOT_FOUND', `no open session "${params['id']}"`);
+      await s.store.appendAudit({ actor: principal.name, action: 'session.kill', device: session.device, details: { session: session.id, principal: session.principal } });
+      s.relay.end(session.id, new DrawbridgeError('SESSION_KILLED', `the session was killed by ${principal.name}`));
+      sendJson(res, 200, { id: session.id, killed: true });
+    },
+  },
+  // ---- users and tokens ----
+  {
+    method: 'GET', path: '/v1/users', summary: 'List principals (never their tokens)', roles: ['admin', 'auditor'],
+    handle: async (s, { res }) => sendJson(res, 200, {
+      users: (await s.store.listPrincipals()).map((p) => ({ name: p.name, role: p.role, createdAt: iso(p.createdAt), tokenCreatedAt: iso(p.tokenCreatedAt) })),
+    }),
+  },
+  {
+    method: 'POST', path: '/v1/users', summary: 'Add a principal; returns its API token once', roles: ['admin'], body: CreateUserBody,
+    handle: async (s, ctx) => {
+      const input = body<z.output<typeof CreateUserBody>>(ctx);
+      if (await s.store.getPrincipal(input.name)) throw new DrawbridgeError('CONFLICT', `user "${input.name}" already exists`);
+      const token = createApiToken();
+      const now = s.now();
+      await s.store.createPrincipal(
+        { name: input.name, role: input.role, createdAt: now, tokenId: token.id, tokenHash: hashSecret(token.secret), tokenCreatedAt: now },
+        { actor: ctx.principal.name, action: 'user.add', details: { user: input.name, role: input.role } },
+      );
+      sendJson(ctx.res, 201, { name: input.name, role: input.role, token: token.token });
+    },
+  },
+  {
+    method: 'DELETE', path: '/v1/users/:name', summary: 'Remove a principal; ends their streams', roles: ['admin'],
+    handle: async (s, { res, params, principal }) => {
+      const name = assertValidName(params['name'], 'user name');
+      const target = await s.store.getPrincipal(name);
+      if (!target) throw new DrawbridgeError('NOT_FOUND', `no user "${name}"`);
+      if (target.role === 'admin') {
+        const admins = (await s.store.listPrincipals()).filter((p) => p.role === 'admin');
+        if (admins.length <= 1) throw new DrawbridgeError('INVALID_STATE', `"${name}" is the last admin; add another admin first`);
+      }
+      await s.store.removePrincipal(name, { actor: principal.name, action: 'user.remove', details: { user: name } });
+      s.relay.endWhere((st) => st.principal === name, new DrawbridgeError('PRINCIPAL_REMOVED', `access ended: user "${name}" was removed`));
+      sendJson(res, 200, { name, removed: true });
+    },
+  },
+  {
+    method: 'POST', path: '/v1/tokens/rotate', summary: "Rotate a token (your own, or any user's as admin); ends streams opened with the old one", roles: ALL_ROLES, body: RotateBody,
+    handle: async (s, ctx) => {
+      const name = body<z.output<typeof RotateBody>>(ctx).name ?? ctx.principal.name;
+      if (name !== ctx.principal.name) requireRole(ctx.principal, ['admin'], "rotating another user's token");
+      const token = createApiToken();
+      const ok = await s.store.setPrincipalToken(name, token.id, hashSecret(token.secret), s.now(), {
+        actor: ctx.principal.name,
+        action: 'token.rotate',
+        details: { user: name },
+      });
+      if (!ok) throw new DrawbridgeError('NOT_FOUND', `no user "${name}"`);
+      s.relay.endWhere((st) => st.principal === name, new DrawbridgeError('PRINCIPAL_REMOVED', `access ended: the token of "${name}" was rotated`));
+      sendJson(ctx.res, 200, { name, token: token.token });
+    },
+  },
+  // ---- access ----
+  {
+    method: 'POST', path: '/v1/access', summary: 'Request time-bound access to a device', roles: ['admin', 'operator', 'approver'], body: AccessRequestBody,
+    handle: async (s, ctx) => {
+      const input = body<z.output<typeof AccessRequestBody>>(ctx);
+      assertValidName(input.device, 'device name');
+      const request = await s.access.request(ctx.principal, input.device, input.durationMs, input.reason);
+      sendJson(ctx.res, 201, publicAccessView(request, s.now()));
+    },
+  },
+  {
+    method: 'GET', path: '/v1/access', summary: 'List access requests and grants (?status=pending|active|..., ?mine=true)', roles: ALL_ROLES,
+    handle: async (s, { res, url, principal }) => {
+      const q = validate(AccessQuerySchema, Object.fromEntries(url.searchParams), 'query');
+      const mine = q.mine === 'true' || q.mine === '1' || principal.role === 'operator';
+      const now = s.now();
+      const records = await s.store.listAccessRequests({
+        ...(q.status && q.status !== 'active' ? { status: q.status } : {}),
+        ...(q.status === 'active' ? { activeAt: now } : {}),
+        ...(mine ? { principal: principal.name } : {}),
+        ...(q.device ? { device: q.device } : {}),
+        limit: q.limit,
+      });
+      sendJson(res, 200, { requests: records.map((r) => publicAccessView(r, now)) });
+    },
+  },
+  {
+    method: 'GET', path: '/v1/access/:id', summary: 'Show one access request', roles: ALL_ROLES,
+    handle: async (s, { res, params, principal }) => {
+      const request = await s.access.get(params['id'] as string);
+      if (principal.role === 'operator' && request.principal !== principal.name) throw new DrawbridgeError('NOT_FOUND', `no access request "${params['id']}"`);
+      sendJson(res, 200, publicAccessView(request, s.now()));
+    },
+  },
+  {
+    method: 'POST', path: '/v1/access/:id/approve', summary: 'Approve a pending request (never your own)', roles: ['admin', 'approver'], body: ApproveBody,
+    handle: async (s, ctx) => sendJson(ctx.res, 200, publicAccessView(await s.access.approve(ctx.principal, ctx.params['id'] as string, body<z.output<typeof ApproveBody>>(ctx).note), s.now())),
+  },
+  {
+    method: 'POST', path: '/v1/access/:id/deny', summary: 'Deny a pending request, with a reason', roles: ['admin', 'approver'], body: DenyBody,
+    handle: async (s, ctx) => sendJson(ctx.res, 200, publicAccessView(await s.access.deny(ctx.principal, ctx.params['id'] as string, body<z.output<typeof DenyBody>>(ctx).reason), s.now())),
+  },
+  {
+    method: 'POST', path: '/v1/access/:id/revoke', summary: 'Revoke an active grant; its streams end at once', roles: ALL_ROLES,
+    handle: async (s, ctx) => sendJson(ctx.res, 200, publicAccessView(await s.access.revoke(ctx.principal, ctx.params['id'] as string), s.now())),
+  },
+  // ---- audit ----
+  {
+    method: 'GET', path: '/v1/audit', summary: 'Query the audit log (keyset paged by seq)', roles: ['admin', 'auditor'],
+    handle: async (s, { res, url }) => {
+      const q = validate(AuditQuerySchema, Object.fromEntries(url.searchParams), 'query');
+      const records = await s.store.queryAudit({
+        ...(q.device ? { device: q.device } : {}),
+        ...(q.actor ? { actor: q.actor } : {}),
+        ...(q.action ? { action: q.action } : {}),
+        ...(q.since ? { since: parseTime(q.since, 'since') as number } : {}),
+        ...(q.until ? { until: parseTime(q.until, 'until') as number } : {}),
+        ...(q.after !== undefined ? { afterSeq: q.after } : {}),
+        ...(q.before !== undefined ? { beforeSeq: q.before } : {}),
+        order: q.order ?? 'asc',
+        limit: q.limit,
+      });
+      const last = records[records.length - 1];
+      sendJson(res, 200, { records: records.map(auditView), next: records.length === q.limit && last ? last.seq : null });
+    },
+  },
+  {
+    method: 'GET', path: '/v1/audit/verify', summary: 'Recompute the hash chain; names the first changed, removed or inserted record', roles: ['admin', 'auditor'],
+    handle: async (s, { res }) => {
+      const verifier = new AuditChainVerifier();
+      let after = 0;
+      for (;;) {
+        const batch = await s.store.scanAudit(after, 5000);
+        if (batch.length === 0) break;
+        for (const record of batch) {
+          const problem = verifier.feed(record);
+          if (problem) {
+            sendJson(res, 200, { ok: false, checked: verifier.count, firstBadSeq: problem.seq, problem: problem.problem, message: problem.message });
+            return;
+          }
+        }
+        after = (batch[batch.length - 1] as AuditRecord).seq;
+      }
+      sendJson(res, 200, { ok: true, checked: verifier.count, headHash: verifier.headHash });
+    },
+  },
+  {
+    method: 'GET', path: '/v1/audit/export', summary: 'Every audit record as JSON Lines, in order', roles: ['admin', 'auditor'],
+    handle: async (s, { res }) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      let after = 0;
+      for (;;) {
+        const batch = await s.store.scanAudit(after, 2000);
+        if (batch.length === 0) break;
+        const ok = res.write(batch.map((r) => JSON.stringify(auditView(r))).join('\n') + '\n');
+        after = (batch[batch.length - 1] as AuditRecord).seq;
+        if (!ok) await new Promise((resolve) => res.once('drain', resolve));
+      }
+      res.end();
+    },
+  },
+];
+
+/** Finds the route, authenticates, checks the role, validates the body, runs the handler. */
+export async function handleApi(services: HubServices, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+  const route = ROUTES.find((r) => r.method === req.method && matchPath(r.path, url.pathname) !== undefined);
+  if (!route) {
+    const pathKnown = ROUTES.some((r) => matchPath(r.path, url.pathname) !== undefined);
+    if (pathKnown) throw new DrawbridgeError('BAD_REQUEST', `method ${req.method} is not allowed on ${url.pathname}`);
+    return false;
+  }
+  const params = matchPath(route.path, url.pathname) as Params;
+  let principal: Principal = { name: 'anonymous', role: 'auditor', tokenId: '' };
+  if (route.roles) {
+    principal = await services.auth.authenticate(req);
+    requireRole(principal, route.roles, `${route.method} ${route.path}`);
+  }
+  const ctx: Ctx & { body?: unknown } = { req, res, params, url, principal };
+  if (route.body) ctx.body = await readJson(req, route.body);
+  await route.handle(services, ctx);
+  return true;
+}
+
+const pathCache = new Map<string, { pattern: RegExp; keys: string[] }>();
+
+function matchPath(path: string, pathname: string): Params | undefined {
+  let compiled = pathCache.get(path);
+  if (!compiled) {
+    const keys: string[] = [];
+    const pattern = new RegExp('^' + path.replace(/:([a-zA-Z]+)/g, (_, k: string) => (keys.push(k), '([^/]+)')) + '$');
+    compiled = { pattern, keys };
+    pathCache.set(path, compiled);
+  }
+  const m = compiled.pattern.exec(pathname);
+  if (!m) return undefined;
+  const params: Params = {};
+  compiled.keys.forEach((k, i) => {
+    try {
+      params[k] = decodeURIComponent(m[i + 1] ?? '');
+    } catch {
+      params[k] = '';
+    }
+  });
+  return params;
+}

@@ -1,0 +1,83 @@
+/**
+ * Minimal HTTP plumbing for the REST API: bounded JSON bodies and
+ * error responses in the one shape `{ "error": { "code", "message" } }`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { z } from 'zod';
+import { DrawbridgeError } from '../errors.js';
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export type Params = Record<string, string>;
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(payload),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(payload);
+}
+
+export function sendError(res: ServerResponse, error: DrawbridgeError, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, error.status, { error: error.toJSON() }, headers);
+}
+
+export async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) {
+    throw new DrawbridgeError('PAYLOAD_TOO_LARGE', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) {
+      throw new DrawbridgeError('PAYLOAD_TOO_LARGE', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Reads and validates a JSON body; every issue is reported at once with its path. */
+export async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
+  const raw = await readBody(req);
+  let parsed: unknown = {};
+  if (raw.length > 0) {
+    const type = req.headers['content-type'] ?? '';
+    if (!type.startsWith('application/json')) {
+      throw new DrawbridgeError('BAD_REQUEST', 'the request body must be JSON (content-type: application/json)');
+    }
+    try {
+      parsed = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new DrawbridgeError('BAD_REQUEST', 'the request body is not valid JSON');
+    }
+  }
+  return validate(schema, parsed, 'body');
+}
+
+export function validate<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({
+    path: [where, ...issue.path.map(String)].join('.'),
+    message: issue.message,
+  }));
+  throw new DrawbridgeError(
+    'VALIDATION_FAILED',
+    issues.map((i) => `${i.path}: ${i.message}`).join('; '),
+    { details: issues },
+  );
+}
+
+export function clientAddress(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}

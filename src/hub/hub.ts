@@ -1,0 +1,306 @@
+/**
+ * startHub: wires the store, PKI, registry, relay, access control and API onto one
+ * HTTPS + WSS port, and returns a handle whose close() shuts down in stages.
+ */
+import { mkdirSync, existsSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { networkInterfaces } from 'node:os';
+import { join, resolve } from 'node:path';
+import { WebSocketServer } from 'ws';
+import { DrawbridgeError } from '../errors.js';
+import { CONTROL_MAX_PAYLOAD_BYTES, DATA_MAX_PAYLOAD_BYTES } from '../protocol/messages.js';
+import { createApiToken, hashSecret } from '../protocol/tokens.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { Store } from '../store/store.js';
+import { writeFileAtomic } from '../util/files.js';
+import { createLogger, type Logger } from '../util/logger.js';
+import { VERSION } from '../version.js';
+import { AccessService } from './access.js';
+import { handleApi } from './api.js';
+import { ensureHubPki, loadUserTls } from './certificates.js';
+import { defaultHubConfig, loadHubConfigFile, type HubConfig } from './config.js';
+import { DeviceRegistry } from './device-registry.js';
+import { sendError, sendJson } from './http.js';
+import { HubMetrics } from './metrics.js';
+import { buildOpenApi } from './openapi.js';
+import { PrincipalAuth } from './principals.js';
+import { AuthFailureLimiter } from './rate-limiter.js';
+import { Relay, type Side } from './relay.js';
+import type { HubServices } from './services.js';
+import { WebhookSender } from './webhook.js';
+
+export interface HubOptions {
+  dataDir: string;
+  /** default 0.0.0.0 */
+  host?: string;
+  /** default 8443; 0 picks a free port */
+  port?: number;
+  /** The URL agents and clients are told to dial; derived from the listen address if absent. */
+  publicUrl?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** Parsed config; if absent, DATA_DIR/hub.yaml is loaded when present, else defaults. */
+  config?: HubConfig;
+  configFile?: string;
+  logger?: Logger;
+  now?: () => number;
+  /** Milliseconds to let streams drain at shutdown before they are cut. */
+  shutdownGraceMs?: number;
+}
+
+export interface HubHandle {
+  /** The URL the hub listens on (https://host:port) */
+  url: string;
+  publicUrl: string;
+  port: number;
+  caPin: string;
+  caPem: string;
+  dataDir: string;
+  /** Set only on the first start, when the bootstrap admin token was created. */
+  bootstrapAdminToken?: string;
+  adminTokenFile: string;
+  tlsCreated: boolean;
+  services: HubServices;
+  close(): Promise<void>;
+}
+
+function defaultPublicHost(host: string): string {
+  if (host !== '0.0.0.0' && host !== '::') return host.includes(':') ? `[${host}]` : host;
+  // A wildcard bind: advertise the first external IPv4 address, so agents on the LAN can dial it.
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function rejectUpgrade(socket: Duplex, error: DrawbridgeError, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify({ error: error.toJSON() });
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.end(
+    `HTTP/1.1 ${error.status} ${error.code}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
+  );
+}
+
+export async function startHub(options: HubOptions): Promise<HubHandle> {
+  const dataDir = resolve(options.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const logger = options.logger ?? createLogger('hub');
+  const now = options.now ?? Date.now;
+  const hubYaml = options.configFile ?? join(dataDir, 'hub.yaml');
+  const config = options.config ?? (options.configFile || existsSync(hubYaml) ? loadHubConfigFile(hubYaml) : defaultHubConfig());
+  const host = options.host ?? '0.0.0.0';
+  const requestedPort = options.port ?? 8443;
+
+  const publicHosts = options.publicUrl ? [new URL(options.publicUrl).hostname] : [defaultPublicHost(host)];
+  let tlsCreated = false;
+  const tls = options.tlsCertFile && options.tlsKeyFile
+    ? loadUserTls(options.tlsCertFile, options.tlsKeyFile)
+    : await ensureHubPki(dataDir, publicHosts).then((t) => {
+        tlsCreated = t.created;
+        return t;
+      });
+
+  const store: Store = new SqliteStore({ path: join(dataDir, 'drawbridge.db'), now });
+  const orphaned = await store.closeOrphanedSessions(now(), 'hub restarted');
+  if (orphaned > 0) logger.warn({ orphaned }, 'closed sessions left open by a previous run');
+
+  // Bootstrap: the first admin and its token, printed once and kept at mode 0600.
+  const adminTokenFile = join(dataDir, 'admin.token');
+  let bootstrapAdminToken: string | undefined;
+  if ((await store.listPrincipals()).length === 0) {
+    const token = createApiToken();
+    const t = now();
+    await store.createPrincipal(
+      { name: 'admin', role: 'admin', createdAt: t, tokenId: token.id, tokenHash: hashSecret(token.secret), tokenCreatedAt: t },
+      { actor: 'hub', action: 'user.add', details: { user: 'admin', role: 'admin', bootstrap: true } },
+    );
+    writeFileAtomic(adminTokenFile, token.token + '\n', 0o600);
+    bootstrapAdminToken = token.token;
+  }
+
+  const metrics = new HubMetrics();
+  const limiter = new AuthFailureLimiter(config.limits.authFailuresPerMinute, now);
+  const auth = new PrincipalAuth(store, limiter, metrics, logger);
+  const relay = new Relay(store, config, metrics, logger, now);
+  const webhook = new WebhookSender(config.webhook, logger);
+  const access = new AccessService(store, config, relay, webhook, logger, now);
+  const registry = new DeviceRegistry(store, config, tls.caPin, metrics, logger, {
+    onStreamReject: (device, streamId, code, message) => relay.reject(device, streamId, code, message),
+    onLinkClosed: (device) => {
+      void store.touchDevice(device, { lastSeenAt: now() }).catch(() => undefined);
+      // Streams already joined keep flowing on their own sockets; pending ones cannot complete.
+      relay.endWhere((s) => s.device === device && !s.joined, new DrawbridgeError('DEVICE_OFFLINE', `device "${device}" went offline`));
+    },
+    onAuthFailure: (source, kind, device, reason) => void auth.recordFailure(source, kind, reason, device),
+  }, now);
+
+  const services: HubServices = {
+    store, config, logger, metrics, registry, relay, access, auth,
+    publicUrl: options.publicUrl ?? '',
+    caPin: tls.caPin,
+    caPem: tls.caPem,
+    version: VERSION,
+    now,
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = new URL(req.url ?? '/', 'https://hub.invalid');
+    const run = async (): Promise<void> => {
+      if (req.method === 'GET' && url.pathname === '/healthz') {
+        sendJson(res, 200, { status: 'ok', version: VERSION, devicesOnline: registry.size, activeStreams: relay.list().length });
+        return;
+      }
+      if (req.method === 'GET' && url.pathname === '/metrics') {
+        const text = await metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(text);
+        return;
+      }
+      if (req.method === 'GET' && url.pathname === '/v1/openapi.json') {
+        sendJson(res, 200, buildOpenApi(VERSION, services.publicUrl));
+        return;
+      }
+      if (req.method === 'GET' && url.pathname === '/v1/ca.pem') {
+        res.writeHead(200, { 'content-type': 'application/x-pem-file' });
+        res.end(tls.caPem);
+        return;
+      }
+      if (!(await handleApi(services, req, res, url))) {
+        throw new DrawbridgeError('NOT_FOUND', `no such endpoint: ${req.method} ${url.pathname}`);
+      }
+    };
+    run().catch((error: unknown) => {
+      if (error instanceof DrawbridgeError) {
+        const retry = (error.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+        sendError(res, error, retry ? { 'retry-after': String(retry) } : {});
+        return;
+      }
+      logger.error({ err: error, method: req.method, path: url.pathname }, 'request failed');
+      sendError(res, new DrawbridgeError('INTERNAL'));
+    });
+  };
+
+  const server: Server = createServer(
+    {
+      cert: tls.cert,
+      key: tls.key,
+      minVersion: 'TLSv1.2',
+      // A TLS handshake that stalls is cut, so idle sockets cannot pile up.
+      handshakeTimeout: 10_000,
+      requestTimeout: 30_000,
+      headersTimeout: 15_000,
+      keepAliveTimeout: 65_000,
+    },
+    onRequest,
+  );
+  server.on('tlsClientError', () => undefined);
+
+  const controlWss = new WebSocketServer({ noServer: true, maxPayload: CONTROL_MAX_PAYLOAD_BYTES, perMessageDeflate: false });
+  const dataWss = new WebSocketServer({ noServer: true, maxPayload: DATA_MAX_PAYLOAD_BYTES, perMessageDeflate: false });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => undefined);
+    const source = req.socket.remoteAddress ?? 'unknown';
+    const url = new URL(req.url ?? '/', 'https://hub.invalid');
+    try {
+      auth.checkLimit(source);
+    } catch (error) {
+      const e = error as DrawbridgeError;
+      rejectUpgrade(socket, e, { 'retry-after': String((e.details as { retryAfterSeconds: number }).retryAfterSeconds) });
+      return;
+    }
+    if (url.pathname === '/v1/agent/connect') {
+      if (!registry.canAcceptHandshake()) {
+        rejectUpgrade(socket, new DrawbridgeError('TOO_MANY_PENDING', 'too many agents are authenticating; retry shortly'));
+        return;
+      }
+      controlWss.handleUpgrade(req, socket, head, (ws) => registry.accept(ws, req));
+      return;
+    }
+    const stream = /^\/v1\/streams\/([0-9a-f]{32})\/(client|agent)$/.exec(url.pathname);
+    if (stream) {
+      const header = req.headers.authorization;
+      const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+      const streamId = stream[1] as string;
+      const side = stream[2] as Side;
+      const refusal = relay.claim(streamId, side, token);
+      if (refusal) {
+        void auth.recordFailure(source, 'rendezvous', 'invalid, expired or reused rendezvous token');
+        rejectUpgrade(socket, refusal);
+        return;
+      }
+      dataWss.handleUpgrade(req, socket, head, (ws) => relay.attach(streamId, side, ws));
+      return;
+    }
+    rejectUpgrade(socket, new DrawbridgeError('NOT_FOUND', `no WebSocket endpoint at ${url.pathname}`));
+  });
+
+  await new Promise<void>((resolvePromise, reject) => {
+    server.once('error', reject);
+    server.listen(requestedPort, host, () => {
+      server.off('error', reject);
+      resolvePromise();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : requestedPort;
+  const listenHost = host.includes(':') ? `[${host}]` : host;
+  services.publicUrl = (options.publicUrl ?? `https://${defaultPublicHost(host)}:${port}`).replace(/\/+$/, '');
+
+  // Grants end on time (streams closed within 250 ms of expiry); requests expire unreviewed.
+  const grantTimer = setInterval(() => relay.sweepExpiredGrants(), 250);
+  let sweeping = false;
+  const accessTimer = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    access.sweep().catch((error: unknown) => logger.error({ err: error }, 'access sweep failed')).finally(() => {
+      sweeping = false;
+    });
+  }, 500);
+  const limiterTimer = setInterval(() => limiter.sweep(), 60_000);
+  for (const t of [grantTimer, accessTimer, limiterTimer]) t.unref();
+
+  logger.info({ url: `https://${listenHost}:${port}`, publicUrl: services.publicUrl, caPin: tls.caPin, dataDir }, 'hub listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      clearInterval(grantTimer);
+      clearInterval(accessTimer);
+      clearInterval(limiterTimer);
+      registry.stop();
+      // Stage 1: stop accepting. Stage 2: end streams and links. Stage 3: cut what is left.
+      const serverClosed = new Promise<void>((r) => server.close(() => r()));
+      relay.closeAll(new DrawbridgeError('HUB_SHUTTING_DOWN'));
+      registry.closeAll(1001, 'HUB_SHUTTING_DOWN: the hub is shutting down');
+      await new Promise((r) => setTimeout(r, Math.min(options.shutdownGraceMs ?? 200, 5000)));
+      for (const ws of [...controlWss.clients, ...dataWss.clients]) ws.terminate();
+      server.closeAllConnections();
+      await serverClosed;
+      await webhook.flush().catch(() => undefined);
+      await store.close();
+    })();
+    return closing;
+  };
+
+  return {
+    url: `https://${listenHost === '0.0.0.0' || listenHost === '[::]' ? '127.0.0.1' : listenHost}:${port}`,
+    publicUrl: services.publicUrl,
+    port,
+    caPin: tls.caPin,
+    caPem: tls.caPem,
+    dataDir,
+    ...(bootstrapAdminToken ? { bootstrapAdminToken } : {}),
+    adminTokenFile,
+    tlsCreated,
+    services,
+    close,
+  };
+}
+
+/** Reads the bootstrap admin token kept in the data directory. */
+export function readAdminToken(dataDir: string): string {
+  return readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+}

@@ -1,0 +1,25 @@
+/** The hub's parts, wired once in startHub and handed to the API and upgrade handlers. */
+import type { Store } from '../store/store.js';
+import type { Logger } from '../util/logger.js';
+import type { AccessService } from './access.js';
+import type { HubConfig } from './config.js';
+import type { DeviceRegistry } from './device-registry.js';
+import type { HubMetrics } from './metrics.js';
+import type { PrincipalAuth } from './principals.js';
+import type { Relay } from './relay.js';
+
+export interface HubServices {
+  store: Store;
+  config: HubConfig;
+  logger: Logger;
+  metrics: HubMetrics;
+  registry: DeviceRegistry;
+  relay: Relay;
+  access: AccessService;
+  auth: PrincipalAuth;
+  publicUrl: string;
+  caPin: string;
+  caPem: string;
+  version: string;
+  now: () => number;
+}

@@ -1,0 +1,55 @@
+/**
+ * Access-request webhooks: each body is signed with HMAC-SHA256 under a shared secret
+ * (header X-Drawbridge-Signature: sha256=HEX) so the receiver can trust it. Deliveries
+ * are queued in order and never block the action that caused them.
+ */
+import { createHmac } from 'node:crypto';
+import type { Logger } from '../util/logger.js';
+import type { HubConfig } from './config.js';
+
+export type WebhookEvent = 'access.requested' | 'access.approved' | 'access.denied' | 'access.expired' | 'access.revoked';
+
+export function signWebhookBody(secret: string, body: string): string {
+  return 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
+}
+
+export class WebhookSender {
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly config: HubConfig['webhook'],
+    private readonly logger: Logger,
+  ) {}
+
+  fire(event: WebhookEvent, data: Record<string, unknown>): void {
+    const config = this.config;
+    if (!config) return;
+    const body = JSON.stringify({ event, at: new Date().toISOString(), data });
+    this.queue = this.queue.then(async () => {
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        try {
+          const response = await fetch(config.url, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              'x-drawbridge-event': event,
+              'x-drawbridge-signature': signWebhookBody(config.secret, body),
+            },
+            body,
+            signal: AbortSignal.timeout(config.timeout),
+          });
+          if (response.ok) return;
+          this.logger.warn({ event, status: response.status, attempt }, 'webhook answered with an error status');
+        } catch (error) {
+          this.logger.warn({ event, attempt, err: (error as Error).message }, 'webhook delivery failed');
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
+    });
+  }
+
+  /** Waits for queued deliveries (used at shutdown and in tests). */
+  async flush(): Promise<void> {
+    await this.queue;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Schema migrations for the embedded engine, applied in order inside one transaction each.
+ * Never edit a released migration: add a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: foundation
+  `
+  CREATE TABLE devices (
+    name TEXT PRIMARY KEY,
+    tags TEXT NOT NULL DEFAULT '{}',
+    enabled INTEGER NOT NULL DEFAULT 1,
+    public_key TEXT,
+    created_at INTEGER NOT NULL,
+    enrolled_at INTEGER,
+    last_seen_at INTEGER,
+    agent_version TEXT,
+    remote_address TEXT
+  ) STRICT;
+
+  CREATE TABLE enrollments (
+    id TEXT PRIMARY KEY,
+    device TEXT NOT NULL REFERENCES devices(name) ON DELETE CASCADE,
+    secret_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+  ) STRICT;
+  CREATE INDEX enrollments_device ON enrollments(device);
+
+  CREATE TABLE principals (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('admin','operator','approver','auditor')),
+    created_at INTEGER NOT NULL,
+    token_id TEXT NOT NULL UNIQUE,
+    token_hash TEXT NOT NULL,
+    token_created_at INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE access_requests (
+    id TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    device TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending','approved','denied','expired','revoked')),
+    created_at INTEGER NOT NULL,
+    request_expires_at INTEGER NOT NULL,
+    reviewed_by TEXT,
+    reviewed_at INTEGER,
+    review_note TEXT,
+    auto_approved INTEGER NOT NULL DEFAULT 0,
+    grant_starts_at INTEGER,
+    grant_ends_at INTEGER,
+    ended_at INTEGER
+  ) STRICT;
+  CREATE INDEX access_status ON access_requests(status, created_at);
+  CREATE INDEX access_principal_device ON access_requests(principal, device, status);
+
+  CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    device TEXT NOT NULL,
+    target TEXT,
+    client_address TEXT NOT NULL,
+    grant_id TEXT,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    bytes_to_device INTEGER NOT NULL DEFAULT 0,
+    bytes_from_device INTEGER NOT NULL DEFAULT 0,
+    close_reason TEXT
+  ) STRICT;
+  CREATE INDEX sessions_open ON sessions(ended_at, started_at);
+
+  CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    device TEXT,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX audit_ts ON audit(ts);
+  CREATE INDEX audit_device ON audit(device, seq);
+  CREATE INDEX audit_actor ON audit(actor, seq);
+  CREATE INDEX audit_action ON audit(action, seq);
+  -- Append-only inside the application; the hash chain catches anyone who bypasses this.
+  CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+  CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+  `,
+];

@@ -1,0 +1,505 @@
+/**
+ * Embedded engine: one SQLite file in WAL mode through better-sqlite3. Calls are
+ * synchronous underneath; the async interface keeps the door open for networked engines.
+ */
+import Database from 'better-sqlite3';
+import { chmodSync, existsSync } from 'node:fs';
+import { GENESIS_HASH, sealAuditRecord } from '../audit-chain.js';
+import type {
+  AccessQuery,
+  AccessRequestRecord,
+  AccessStatus,
+  AuditEntry,
+  AuditQuery,
+  AuditRecord,
+  DeviceRecord,
+  EnrollmentRecord,
+  PrincipalRecord,
+  Role,
+  SessionRecord,
+  Store,
+} from '../store.js';
+import { MIGRATIONS } from './migrations.js';
+
+type Row = Record<string, unknown>;
+
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+function toDevice(r: Row): DeviceRecord {
+  return {
+    name: String(r['name']),
+    tags: JSON.parse(String(r['tags'])) as Record<string, string>,
+    enabled: r['enabled'] === 1,
+    publicKey: strOrNull(r['public_key']),
+    createdAt: num(r['created_at']),
+    enrolledAt: numOrNull(r['enrolled_at']),
+    lastSeenAt: numOrNull(r['last_seen_at']),
+    agentVersion: strOrNull(r['agent_version']),
+    remoteAddress: strOrNull(r['remote_address']),
+  };
+}
+
+function toEnrollment(r: Row): EnrollmentRecord {
+  return {
+    id: String(r['id']),
+    device: String(r['device']),
+    secretHash: String(r['secret_hash']),
+    createdAt: num(r['created_at']),
+    expiresAt: num(r['expires_at']),
+    usedAt: numOrNull(r['used_at']),
+  };
+}
+
+function toPrincipal(r: Row): PrincipalRecord {
+  return {
+    name: String(r['name']),
+    role: String(r['role']) as Role,
+    createdAt: num(r['created_at']),
+    tokenId: String(r['token_id']),
+    tokenHash: String(r['token_hash']),
+    tokenCreatedAt: num(r['token_created_at']),
+  };
+}
+
+function toAccess(r: Row): AccessRequestRecord {
+  return {
+    id: String(r['id']),
+    principal: String(r['principal']),
+    device: String(r['device']),
+    durationMs: num(r['duration_ms']),
+    reason: String(r['reason']),
+    status: String(r['status']) as AccessStatus,
+    createdAt: num(r['created_at']),
+    requestExpiresAt: num(r['request_expires_at']),
+    reviewedBy: strOrNull(r['reviewed_by']),
+    reviewedAt: numOrNull(r['reviewed_at']),
+    reviewNote: strOrNull(r['review_note']),
+    autoApproved: r['auto_approved'] === 1,
+    grantStartsAt: numOrNull(r['grant_starts_at']),
+    grantEndsAt: numOrNull(r['grant_ends_at']),
+    endedAt: numOrNull(r['ended_at']),
+  };
+}
+
+function toSession(r: Row): SessionRecord {
+  return {
+    id: String(r['id']),
+    principal: String(r['principal']),
+    device: String(r['device']),
+    target: strOrNull(r['target']),
+    clientAddress: String(r['client_address']),
+    grantId: strOrNull(r['grant_id']),
+    startedAt: num(r['started_at']),
+    endedAt: numOrNull(r['ended_at']),
+    bytesToDevice: num(r['bytes_to_device']),
+    bytesFromDevice: num(r['bytes_from_device']),
+    closeReason: strOrNull(r['close_reason']),
+  };
+}
+
+function toAudit(r: Row): AuditRecord {
+  return {
+    seq: num(r['seq']),
+    ts: num(r['ts']),
+    actor: String(r['actor']),
+    action: String(r['action']),
+    device: strOrNull(r['device']),
+    details: JSON.parse(String(r['details'])) as Record<string, unknown>,
+    prevHash: String(r['prev_hash']),
+    hash: String(r['hash']),
+  };
+}
+
+const ACCESS_COLUMNS: Record<keyof AccessRequestRecord, string> = {
+  id: 'id',
+  principal: 'principal',
+  device: 'device',
+  durationMs: 'duration_ms',
+  reason: 'reason',
+  status: 'status',
+  createdAt: 'created_at',
+  requestExpiresAt: 'request_expires_at',
+  reviewedBy: 'reviewed_by',
+  reviewedAt: 'reviewed_at',
+  reviewNote: 'review_note',
+  autoApproved: 'auto_approved',
+  grantStartsAt: 'grant_starts_at',
+  grantEndsAt: 'grant_ends_at',
+  endedAt: 'ended_at',
+};
+
+export interface SqliteStoreOptions {
+  /** Path of the database file, or ':memory:' */
+  path: string;
+  /** Injected clock for audit timestamps */
+  now?: () => number;
+}
+
+export class SqliteStore implements Store {
+  readonly engine = 'sqlite';
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+
+  constructor(options: SqliteStoreOptions) {
+    const isNew = options.path !== ':memory:' && !existsSync(options.path);
+    this.db = new Database(options.path);
+    if (isNew) chmodSync(options.path, 0o600);
+    this.now = options.now ?? Date.now;
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode: a committed transaction survives a process crash; only an OS
+    // crash may lose the last transactions, never corrupt the file.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new Error(
+        `the database schema (version ${current}) is newer than this drawbridge (version ${MIGRATIONS.length}); upgrade drawbridge`,
+      );
+    }
+    for (let version = current; version < MIGRATIONS.length; version++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[version] as string);
+        this.db.pragma(`user_version = ${version + 1}`);
+      })();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Runs `fn` and appends `audit` in one transaction. */
+  private withAudit<T>(audit: AuditEntry | undefined, fn: () => T): T {
+    return this.db.transaction(() => {
+      const result = fn();
+      if (audit) this.appendAuditSync(audit);
+      return result;
+    }).immediate();
+  }
+
+  private appendAuditSync(entry: AuditEntry): AuditRecord {
+    const last = this.db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
+    const record = sealAuditRecord({
+      seq: last ? num(last['seq']) + 1 : 1,
+      ts: this.now(),
+      actor: entry.actor,
+      action: entry.action,
+      device: entry.device ?? null,
+      details: entry.details ?? {},
+      prevHash: last ? String(last['hash']) : GENESIS_HASH,
+    });
+    this.db
+      .prepare(
+        'INSERT INTO audit (seq, ts, actor, action, device, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(record.seq, record.ts, record.actor, record.action, record.device, JSON.stringify(record.details), record.prevHash, record.hash);
+    return record;
+  }
+
+  // ---- devices ----
+
+  async createDevice(device: DeviceRecord, enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void> {
+    this.withAudit(audit, () => {
+      this.db
+        .prepare(
+          'INSERT INTO devices (name, tags, enabled, public_key, created_at, enrolled_at, last_seen_at, agent_version, remote_address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(device.name, JSON.stringify(device.tags), device.enabled ? 1 : 0, device.publicKey, device.createdAt, device.enrolledAt, device.lastSeenAt, device.agentVersion, device.remoteAddress);
+      this.insertEnrollment(enrollment);
+    });
+  }
+
+  private insertEnrollment(e: EnrollmentRecord): void {
+    this.db
+      .prepare('INSERT INTO enrollments (id, device, secret_hash, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(e.id, e.device, e.secretHash, e.createdAt, e.expiresAt, e.usedAt);
+  }
+
+  async getDevice(name: string): Promise<DeviceRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM devices WHERE name = ?').get(name) as Row | undefined;
+    return row ? toDevice(row) : undefined;
+  }
+
+  async listDevices(): Promise<DeviceRecord[]> {
+    return (this.db.prepare('SELECT * FROM devices ORDER BY name').all() as Row[]).map(toDevice);
+  }
+
+  async setDeviceEnabled(name: string, enabled: boolean, audit: AuditEntry): Promise<boolean> {
+    try {
+      return this.withAudit(audit, () => {
+        const result = this.db.prepare('UPDATE devices SET enabled = ? WHERE name = ?').run(enabled ? 1 : 0, name);
+        if (result.changes === 0) throw new NoRowError();
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof NoRowError) return false;
+      throw error;
+    }
+  }
+
+  async removeDevice(name: string, audit: AuditEntry): Promise<boolean> {
+    try {
+      return this.withAudit(audit, () => {
+        const result = this.db.prepare('DELETE FROM devices WHERE name = ?').run(name);
+        if (result.changes === 0) throw new NoRowError();
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof NoRowError) return false;
+      throw error;
+    }
+  }
+
+  async touchDevice(name: string, facts: { lastSeenAt: number; agentVersion?: string; remoteAddress?: string }): Promise<void> {
+    this.db
+      .prepare(
+        'UPDATE devices SET last_seen_at = ?, agent_version = COALESCE(?, agent_version), remote_address = COALESCE(?, remote_address) WHERE name = ?',
+      )
+      .run(facts.lastSeenAt, facts.agentVersion ?? null, facts.remoteAddress ?? null, name);
+  }
+
+  async createEnrollment(enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void> {
+    this.withAudit(audit, () => this.insertEnrollment(enrollment));
+  }
+
+  async getEnrollment(id: string): Promise<EnrollmentRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM enrollments WHERE id = ?').get(id) as Row | undefined;
+    return row ? toEnrollment(row) : undefined;
+  }
+
+  async completeEnrollment(id: string, publicKey: string, now: number, audit: AuditEntry): Promise<boolean> {
+    try {
+      return this.withAudit(audit, () => {
+        const used = this.db
+          .prepare('UPDATE enrollments SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?')
+          .run(now, id, now);
+        if (used.changes !== 1) throw new NoRowError();
+        const row = this.db.prepare('SELECT device FROM enrollments WHERE id = ?').get(id) as Row;
+        this.db
+          .prepare('UPDATE devices SET public_key = ?, enrolled_at = ? WHERE name = ?')
+          .run(publicKey, now, String(row['device']));
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof NoRowError) return false;
+      throw error;
+    }
+  }
+
+  // ---- principals ----
+
+  async createPrincipal(p: PrincipalRecord, audit: AuditEntry): Promise<void> {
+    this.withAudit(audit, () => {
+      this.db
+        .prepare('INSERT INTO principals (name, role, created_at, token_id, token_hash, token_created_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(p.name, p.role, p.createdAt, p.tokenId, p.tokenHash, p.tokenCreatedAt);
+    });
+  }
+
+  async getPrincipal(name: string): Promise<PrincipalRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM principals WHERE name = ?').get(name) as Row | undefined;
+    return row ? toPrincipal(row) : undefined;
+  }
+
+  async getPrincipalByTokenId(tokenId: string): Promise<PrincipalRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM principals WHERE token_id = ?').get(tokenId) as Row | undefined;
+    return row ? toPrincipal(row) : undefined;
+  }
+
+  async listPrincipals(): Promise<PrincipalRecord[]> {
+    return (this.db.prepare('SELECT * FROM principals ORDER BY name').all() as Row[]).map(toPrincipal);
+  }
+
+  async removePrincipal(name: string, audit: AuditEntry): Promise<boolean> {
+    try {
+      return this.withAudit(audit, () => {
+        if (this.db.prepare('DELETE FROM principals WHERE name = ?').run(name).changes === 0) throw new NoRowError();
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof NoRowError) return false;
+      throw error;
+    }
+  }
+
+  async setPrincipalToken(name: string, tokenId: string, tokenHash: string, now: number, audit: AuditEntry): Promise<boolean> {
+    try {
+      return this.withAudit(audit, () => {
+        const result = this.db
+          .prepare('UPDATE principals SET token_id = ?, token_hash = ?, token_created_at = ? WHERE name = ?')
+          .run(tokenId, tokenHash, now, name);
+        if (result.changes === 0) throw new NoRowError();
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof NoRowError) return false;
+      throw error;
+    }
+  }
+
+  // ---- access ----
+
+  async createAccessRequest(r: AccessRequestRecord, audit: AuditEntry): Promise<void> {
+    this.withAudit(audit, () => {
+      const columns = Object.values(ACCESS_COLUMNS);
+      this.db
+        .prepare(`INSERT INTO access_requests (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`)
+        .run(...(Object.keys(ACCESS_COLUMNS) as (keyof AccessRequestRecord)[]).map((k) => toSqlValue(r[k])));
+    });
+  }
+
+  async getAccessRequest(id: string): Promise<AccessRequestRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM access_requests WHERE id = ?').get(id) as Row | undefined;
+    return row ? toAccess(row) : undefined;
+  }
+
+  async listAccessRequests(q: AccessQuery): Promise<AccessRequestRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.status) {
+      where.push('status = ?');
+      params.push(q.status);
+    }
+    if (q.principal) {
+      where.push('principal = ?');
+      params.push(q.principal);
+    }
+    if (q.device) {
+      where.push('device = ?');
+      params.push(q.device);
+    }
+    if (q.activeAt !== undefined) {
+      where.push("status = 'approved' AND grant_starts_at <= ? AND grant_ends_at > ?");
+      params.push(q.activeAt, q.activeAt);
+    }
+    const sql = `SELECT * FROM access_requests ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC LIMIT ?`;
+    params.push(q.limit ?? 1000);
+    return (this.db.prepare(sql).all(...params) as Row[]).map(toAccess);
+  }
+
+  async transitionAccessRequest(
+    id: string,
+    expected: AccessStatus,
+    changes: Partial<AccessRequestRecord>,
+    audit: AuditEntry,
+  ): Promise<AccessRequestRecord | undefined> {
+    const keys = (Object.keys(changes) as (keyof AccessRequestRecord)[]).filter((k) => k !== 'id');
+    try {
+      return this.withAudit(audit, () => {
+        const sets = keys.map((k) => `${ACCESS_COLUMNS[k]} = ?`).join(', ');
+        const result = this.db
+          .prepare(`UPDATE access_requests SET ${sets} WHERE id = ? AND status = ?`)
+          .run(...keys.map((k) => toSqlValue(changes[k])), id, expected);
+        if (result.changes !== 1) throw new NoRowError();
+        return toAccess(this.db.prepare('SELECT * FROM access_requests WHERE id = ?').get(id) as Row);
+      });
+    } catch (error) {
+      if (error instanceof NoRowError) return undefined;
+      throw error;
+    }
+  }
+
+  // ---- sessions ----
+
+  async openSession(s: SessionRecord, audit: AuditEntry): Promise<void> {
+    this.withAudit(audit, () => {
+      this.db
+        .prepare(
+          'INSERT INTO sessions (id, principal, device, target, client_address, grant_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(s.id, s.principal, s.device, s.target, s.clientAddress, s.grantId, s.startedAt);
+    });
+  }
+
+  async closeSession(
+    id: string,
+    facts: { endedAt: number; bytesToDevice: number; bytesFromDevice: number; closeReason: string },
+    audit: AuditEntry,
+  ): Promise<void> {
+    this.withAudit(audit, () => {
+      this.db
+        .prepare(
+          'UPDATE sessions SET ended_at = ?, bytes_to_device = ?, bytes_from_device = ?, close_reason = ? WHERE id = ? AND ended_at IS NULL',
+        )
+        .run(facts.endedAt, facts.bytesToDevice, facts.bytesFromDevice, facts.closeReason, id);
+    });
+  }
+
+  async listSessions(q: { open?: boolean; limit: number }): Promise<SessionRecord[]> {
+    const where = q.open === undefined ? '' : q.open ? 'WHERE ended_at IS NULL' : 'WHERE ended_at IS NOT NULL';
+    return (this.db.prepare(`SELECT * FROM sessions ${where} ORDER BY started_at DESC LIMIT ?`).all(q.limit) as Row[]).map(toSession);
+  }
+
+  async closeOrphanedSessions(now: number, reason: string): Promise<number> {
+    return this.db.transaction(() => {
+      const open = (this.db.prepare('SELECT * FROM sessions WHERE ended_at IS NULL').all() as Row[]).map(toSession);
+      for (const s of open) {
+        this.db.prepare('UPDATE sessions SET ended_at = ?, close_reason = ? WHERE id = ?').run(now, reason, s.id);
+        this.appendAuditSync({
+          actor: 'hub',
+          action: 'stream.close',
+          device: s.device,
+          details: { session: s.id, principal: s.principal, reason, durationMs: now - s.startedAt, bytesUnknown: true },
+        });
+      }
+      return open.length;
+    }).immediate();
+  }
+
+  // ---- audit ----
+
+  async appendAudit(entry: AuditEntry): Promise<AuditRecord> {
+    return this.db.transaction(() => this.appendAuditSync(entry)).immediate();
+  }
+
+  async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const filters: [unknown, string][] = [
+      [q.device, 'device = ?'],
+      [q.actor, 'actor = ?'],
+      [q.action, 'action = ?'],
+      [q.since, 'ts >= ?'],
+      [q.until, 'ts < ?'],
+      [q.afterSeq, 'seq > ?'],
+      [q.beforeSeq, 'seq < ?'],
+    ];
+    for (const [value, clause] of filters) {
+      if (value !== undefined) {
+        where.push(clause);
+        params.push(value);
+      }
+    }
+    const order = q.order === 'desc' ? 'DESC' : 'ASC';
+    const sql = `SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq ${order} LIMIT ?`;
+    params.push(q.limit);
+    return (this.db.prepare(sql).all(...params) as Row[]).map(toAudit);
+  }
+
+  async scanAudit(afterSeq: number, batchSize: number): Promise<AuditRecord[]> {
+    return (this.db.prepare('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, batchSize) as Row[]).map(toAudit);
+  }
+
+  async countAudit(): Promise<number> {
+    return num((this.db.prepare('SELECT COUNT(*) AS n FROM audit').get() as Row)['n']);
+  }
+
+  /** For tests and tools: raw access to the database file. */
+  get database(): Database.Database {
+    return this.db;
+  }
+}
+
+class NoRowError extends Error {}
+
+function toSqlValue(v: unknown): unknown {
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  return v === undefined ? null : v;
+}

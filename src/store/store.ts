@@ -1,0 +1,180 @@
+/**
+ * The store interface: everything the hub persists. One engine per folder (sqlite now,
+ * postgres later). Methods are async so a networked engine fits without changing callers.
+ *
+ * Every mutation that is an auditable action takes the audit entry with it, and the engine
+ * writes both in one transaction: the action and its record land together or not at all
+ * (fail closed).
+ */
+
+export type Role = 'admin' | 'operator' | 'approver' | 'auditor';
+export const ROLES: readonly Role[] = ['admin', 'operator', 'approver', 'auditor'];
+
+export interface DeviceRecord {
+  name: string;
+  tags: Record<string, string>;
+  enabled: boolean;
+  /** Ed25519 public key, SPKI DER base64; null until enrolled. */
+  publicKey: string | null;
+  createdAt: number;
+  enrolledAt: number | null;
+  lastSeenAt: number | null;
+  agentVersion: string | null;
+  remoteAddress: string | null;
+}
+
+export interface EnrollmentRecord {
+  id: string;
+  device: string;
+  secretHash: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+export interface PrincipalRecord {
+  name: string;
+  role: Role;
+  createdAt: number;
+  tokenId: string;
+  tokenHash: string;
+  tokenCreatedAt: number;
+}
+
+export type AccessStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'revoked';
+
+export interface AccessRequestRecord {
+  id: string;
+  principal: string;
+  device: string;
+  durationMs: number;
+  reason: string;
+  status: AccessStatus;
+  createdAt: number;
+  requestExpiresAt: number;
+  reviewedBy: string | null;
+  reviewedAt: number | null;
+  reviewNote: string | null;
+  autoApproved: boolean;
+  grantStartsAt: number | null;
+  grantEndsAt: number | null;
+  endedAt: number | null;
+}
+
+export interface SessionRecord {
+  id: string;
+  principal: string;
+  device: string;
+  target: string | null;
+  clientAddress: string;
+  grantId: string | null;
+  startedAt: number;
+  endedAt: number | null;
+  bytesToDevice: number;
+  bytesFromDevice: number;
+  closeReason: string | null;
+}
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  device?: string | null;
+  /** Free-form, JSON-serialisable facts. Never secrets. */
+  details?: Record<string, unknown>;
+}
+
+export interface AuditRecord {
+  seq: number;
+  ts: number;
+  actor: string;
+  action: string;
+  device: string | null;
+  details: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditQuery {
+  device?: string;
+  actor?: string;
+  action?: string;
+  since?: number;
+  until?: number;
+  /** Keyset paging: records with seq > afterSeq (ascending) */
+  afterSeq?: number;
+  /** Keyset paging: records with seq < beforeSeq (descending) */
+  beforeSeq?: number;
+  order?: 'asc' | 'desc';
+  limit: number;
+}
+
+export interface AccessQuery {
+  status?: AccessStatus;
+  principal?: string;
+  device?: string;
+  /** only approved grants whose window contains this instant */
+  activeAt?: number;
+  limit?: number;
+}
+
+export interface Store {
+  readonly engine: string;
+  close(): Promise<void>;
+
+  // devices
+  createDevice(device: DeviceRecord, enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void>;
+  getDevice(name: string): Promise<DeviceRecord | undefined>;
+  listDevices(): Promise<DeviceRecord[]>;
+  setDeviceEnabled(name: string, enabled: boolean, audit: AuditEntry): Promise<boolean>;
+  removeDevice(name: string, audit: AuditEntry): Promise<boolean>;
+  /** Connection facts; not an auditable action on its own. */
+  touchDevice(name: string, facts: { lastSeenAt: number; agentVersion?: string; remoteAddress?: string }): Promise<void>;
+  createEnrollment(enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void>;
+  getEnrollment(id: string): Promise<EnrollmentRecord | undefined>;
+  /**
+   * Atomically marks the enrollment used and stores the device key, if and only if the
+   * enrollment is unused and unexpired at `now`. Returns false when it lost that race.
+   */
+  completeEnrollment(id: string, publicKey: string, now: number, audit: AuditEntry): Promise<boolean>;
+
+  // principals
+  createPrincipal(principal: PrincipalRecord, audit: AuditEntry): Promise<void>;
+  getPrincipal(name: string): Promise<PrincipalRecord | undefined>;
+  getPrincipalByTokenId(tokenId: string): Promise<PrincipalRecord | undefined>;
+  listPrincipals(): Promise<PrincipalRecord[]>;
+  removePrincipal(name: string, audit: AuditEntry): Promise<boolean>;
+  setPrincipalToken(name: string, tokenId: string, tokenHash: string, now: number, audit: AuditEntry): Promise<boolean>;
+
+  // access requests and grants
+  createAccessRequest(request: AccessRequestRecord, audit: AuditEntry): Promise<void>;
+  getAccessRequest(id: string): Promise<AccessRequestRecord | undefined>;
+  listAccessRequests(query: AccessQuery): Promise<AccessRequestRecord[]>;
+  /**
+   * Compare-and-set: applies `changes` only if the request is still in `expected` status.
+   * Returns the updated record, or undefined if someone else changed it first.
+   */
+  transitionAccessRequest(
+    id: string,
+    expected: AccessStatus,
+    changes: Partial<AccessRequestRecord>,
+    audit: AuditEntry,
+  ): Promise<AccessRequestRecord | undefined>;
+
+  // sessions (one per stream)
+  openSession(session: SessionRecord, audit: AuditEntry): Promise<void>;
+  closeSession(
+    id: string,
+    facts: { endedAt: number; bytesToDevice: number; bytesFromDevice: number; closeReason: string },
+    audit: AuditEntry,
+  ): Promise<void>;
+  listSessions(query: { open?: boolean; limit: number }): Promise<SessionRecord[]>;
+  /** After a crash: close every session left open, with one audit record each. */
+  closeOrphanedSessions(now: number, reason: string): Promise<number>;
+
+  // audit
+  appendAudit(entry: AuditEntry): Promise<AuditRecord>;
+  queryAudit(query: AuditQuery): Promise<AuditRecord[]>;
+  /** Every record in seq order, in batches, for verification and export. */
+  scanAudit(afterSeq: number, batchSize: number): Promise<AuditRecord[]>;
+  countAudit(): Promise<number>;
+}
