@@ -27,6 +27,7 @@ export const ERRORS = {
   NOT_AUTHORIZED: { status: 403, closeCode: 4403, message: 'no active grant for this device' },
   RATE_LIMITED: { status: 429, closeCode: 4429, message: 'too many failed authentication attempts; retry later' },
   NOT_FOUND: { status: 404, closeCode: 4404, message: 'not found' },
+  METHOD_NOT_ALLOWED: { status: 405, closeCode: 4405, message: 'method not allowed' },
   UNKNOWN_DEVICE: { status: 404, closeCode: 4404, message: 'unknown device' },
   CONFLICT: { status: 409, closeCode: 4409, message: 'already exists' },
   DEVICE_DISABLED: { status: 409, closeCode: 4410, message: 'the device is disabled' },

@@ -25,6 +25,9 @@ import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { parseTarget, type AgentConfig, type AgentDeviceConfig } from './config.js';
 
+/** Retry delay after the hub said the device is unknown, removed or has the wrong key. */
+const PERMANENT_FAILURE_RETRY_MS = 60_000;
+
 export type LinkState = 'connecting' | 'online' | 'offline' | 'stopped';
 
 export interface DeviceLinkStatus {
@@ -134,7 +137,7 @@ export class DeviceLink {
       switch (message.type) {
         case 'challenge': {
           const signature = sign(null, authPayload(this.device.name, message.nonce, this.device.caPin), this.key).toString('base64');
-          this.send({ type: 'auth', device: this.device.name, signature, agentVersion: VERSION });
+          this.send({ type: 'auth', device: this.device.name, signature, agentVersion: VERSION, target: this.device.target });
           break;
         }
         case 'ready':
@@ -173,7 +176,20 @@ export class DeviceLink {
       const wasOnline = this.state === 'online';
       if (this.stopped) return;
       this.state = 'offline';
-      const delay = this.nextDelay();
+      // A device the hub does not know, or whose key it rejects, will not fix itself in
+      // seconds: retry slowly so it neither floods the hub nor trips its site's rate limit.
+      // DEVICE_REPLACED means another agent runs with this device's key: back off too, or the
+      // two would take the link from each other forever.
+      const permanent = parsed.code === 'UNKNOWN_DEVICE' || parsed.code === 'DEVICE_KEY_INVALID' || parsed.code === 'DEVICE_REMOVED' || parsed.code === 'DEVICE_REPLACED';
+      const delay = permanent ? Math.max(this.nextDelay(), PERMANENT_FAILURE_RETRY_MS) : this.nextDelay();
+      if (permanent) {
+        this.logger.error(
+          { device: this.device.name, errorCode: parsed.code, retryInMs: delay },
+          parsed.code === 'DEVICE_REPLACED'
+            ? 'another agent is connected with this device key; stop one of them'
+            : 'the hub refuses this device; re-enroll it (drawbridge devices enroll-token NAME, then drawbridge agent enroll)',
+        );
+      }
       this.logger[wasOnline ? 'warn' : 'info'](
         { device: this.device.name, code, reason: parsed.message || undefined, errorCode: parsed.code, retryInMs: delay, lastError: this.lastError },
         wasOnline ? 'hub link closed; reconnecting' : 'hub link failed; retrying',

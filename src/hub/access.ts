@@ -204,8 +204,8 @@ export class AccessService {
     for (const request of await this.store.listAccessRequests({ status: 'pending', limit: 10_000 })) {
       if (request.requestExpiresAt <= now) await this.expire(request);
     }
-    for (const grant of await this.store.listAccessRequests({ status: 'approved', limit: 10_000 })) {
-      if (grant.endedAt === null && grant.grantEndsAt !== null && grant.grantEndsAt <= now) {
+    for (const grant of await this.store.listAccessRequests({ status: 'approved', notEnded: true, limit: 10_000 })) {
+      if (grant.grantEndsAt !== null && grant.grantEndsAt <= now) {
         await this.store.transitionAccessRequest(
           grant.id,
           'approved',

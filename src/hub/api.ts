@@ -106,6 +106,7 @@ export function deviceView(services: HubServices, d: DeviceRecord): Record<strin
     online: link !== undefined,
     lastSeenAt: link ? iso(services.now()) : iso(d.lastSeenAt),
     agentVersion: link?.agentVersion ?? d.agentVersion,
+    target: link?.target ?? null,
     remoteAddress: link?.remoteAddress ?? d.remoteAddress,
     createdAt: iso(d.createdAt),
     enrolledAt: iso(d.enrolledAt),
@@ -263,18 +264,22 @@ export const ROUTES: RouteSpec[] = [
         }
       }
       if (!device.enabled) throw new DrawbridgeError('DEVICE_DISABLED', `device "${device.name}" is disabled`);
-      const link = s.registry.get(device.name);
-      if (!link) throw new DrawbridgeError('DEVICE_OFFLINE', `device "${device.name}" is offline (its agent is not connected)`);
+      const offline = (): DrawbridgeError => new DrawbridgeError('DEVICE_OFFLINE', `device "${device.name}" is offline (its agent is not connected)`);
+      if (!s.registry.isOnline(device.name)) throw offline();
       const ticket = await s.relay.create({
         principal: principal.name,
         device: device.name,
-        target: null,
+        target: s.registry.get(device.name)?.target ?? null,
         clientAddress: clientAddress(ctx.req),
         grantId: grant?.id ?? null,
         grantEndsAt: grant?.grantEndsAt ?? null,
       });
       const base = s.publicUrl.replace(/^http/, 'ws');
-      link.send({ type: 'stream.open', streamId: ticket.streamId, rendezvousUrl: `${base}/v1/streams/${ticket.streamId}/agent`, token: ticket.agentToken });
+      const delivered = await s.bus.requestStream(device.name, { type: 'stream.open', streamId: ticket.streamId, rendezvousUrl: `${base}/v1/streams/${ticket.streamId}/agent`, token: ticket.agentToken });
+      if (!delivered) {
+        s.relay.end(ticket.streamId, offline());
+        throw offline();
+      }
       sendJson(ctx.res, 201, {
         streamId: ticket.streamId,
         rendezvousUrl: `${base}/v1/streams/${ticket.streamId}/client`,
@@ -464,7 +469,7 @@ export async function handleApi(services: HubServices, req: IncomingMessage, res
   const route = ROUTES.find((r) => r.method === req.method && matchPath(r.path, url.pathname) !== undefined);
   if (!route) {
     const pathKnown = ROUTES.some((r) => matchPath(r.path, url.pathname) !== undefined);
-    if (pathKnown) throw new DrawbridgeError('BAD_REQUEST', `method ${req.method} is not allowed on ${url.pathname}`);
+    if (pathKnown) throw new DrawbridgeError('METHOD_NOT_ALLOWED', `method ${req.method} is not allowed on ${url.pathname}`);
     return false;
   }
   const params = matchPath(route.path, url.pathname) as Params;

@@ -24,6 +24,7 @@ export interface DeviceLink {
   readonly ws: WebSocket;
   readonly remoteAddress: string;
   readonly agentVersion: string;
+  readonly target: string | null;
   readonly connectedAt: number;
   send(message: HubMessage): void;
 }
@@ -152,7 +153,9 @@ export class DeviceRegistry {
         (result) => {
           if (settled) return; // timed out or closed meanwhile
           if ('error' in result) {
-            fail(result.error, result.message, 'device', message.device);
+            // A disabled device proved its key: refusing it is not an authentication failure,
+            // and must not count against its site's source address.
+            fail(result.error, result.message, result.error === 'DEVICE_DISABLED' ? undefined : 'device', message.device);
             return;
           }
           settle();
@@ -199,6 +202,7 @@ export class DeviceRegistry {
       ws,
       remoteAddress: source,
       agentVersion: auth.agentVersion,
+      target: auth.target ?? null,
       connectedAt: this.now(),
       missedPongs: 0,
       send: (message) => {

@@ -18,6 +18,7 @@ import { writeFileAtomic } from '../util/files.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { AccessService } from './access.js';
+import { LocalDeviceBus } from './bus.js';
 import { handleApi } from './api.js';
 import { ensureHubPki, loadUserTls } from './certificates.js';
 import { defaultHubConfig, loadHubConfigFile, type HubConfig } from './config.js';
@@ -137,7 +138,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   }, now);
 
   const services: HubServices = {
-    store, config, logger, metrics, registry, relay, access, auth,
+    store, config, logger, metrics, registry, bus: new LocalDeviceBus(registry), relay, access, auth,
     publicUrl: options.publicUrl ?? '',
     caPin: tls.caPin,
     caPem: tls.caPem,
@@ -280,6 +281,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
       server.closeAllConnections();
       await serverClosed;
       await webhook.flush().catch(() => undefined);
+      await services.bus.close();
       await store.close();
     })();
     return closing;

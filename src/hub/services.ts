@@ -2,6 +2,7 @@
 import type { Store } from '../store/store.js';
 import type { Logger } from '../util/logger.js';
 import type { AccessService } from './access.js';
+import type { DeviceBus } from './bus.js';
 import type { HubConfig } from './config.js';
 import type { DeviceRegistry } from './device-registry.js';
 import type { HubMetrics } from './metrics.js';
@@ -14,6 +15,7 @@ export interface HubServices {
   logger: Logger;
   metrics: HubMetrics;
   registry: DeviceRegistry;
+  bus: DeviceBus;
   relay: Relay;
   access: AccessService;
   auth: PrincipalAuth;

@@ -39,6 +39,8 @@ export const AgentMessage = z.discriminatedUnion('type', [
     device: z.string().max(63),
     signature: z.string().max(128),
     agentVersion: z.string().max(64),
+    /** The device's configured target, reported for listings and audit (the agent enforces it). */
+    target: z.string().max(300).optional(),
   }),
   z.strictObject({ type: z.literal('stream.reject'), streamId, code: errorCode, message: z.string().max(512) }),
 ]);

@@ -114,6 +114,8 @@ export interface AccessQuery {
   device?: string;
   /** only approved grants whose window contains this instant */
   activeAt?: number;
+  /** only records not yet marked ended (open grants, live requests) */
+  notEnded?: boolean;
   limit?: number;
 }
 

@@ -77,7 +77,10 @@ export function sshCommand(): Command {
       ...(opts.caPin ? { DRAWBRIDGE_CA_PIN: opts.caPin } : {}),
     };
     const self = [process.execPath, process.argv[1] as string, 'proxy', device].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-    const child = spawn('ssh', ['-o', `ProxyCommand=${self}`, '-o', `HostKeyAlias=drawbridge-${device}`, ...sshArgs, target], { stdio: 'inherit', env });
+    // The destination goes before the user's arguments: ssh takes the first operand as the
+    // destination and the rest as the remote command, and OpenSSH still parses options
+    // given after the destination, so `-- -i KEY 'uname -a'` works as expected.
+    const child = spawn('ssh', ['-o', `ProxyCommand=${self}`, '-o', `HostKeyAlias=drawbridge-${device}`, target, ...sshArgs], { stdio: 'inherit', env });
     const code = await new Promise<number>((resolve, reject) => {
       child.once('error', (error: NodeJS.ErrnoException) =>
         reject(new DrawbridgeError('INTERNAL', error.code === 'ENOENT' ? 'ssh is not installed (install openssh-client)' : error.message)),

@@ -375,6 +375,7 @@ export class SqliteStore implements Store {
       where.push('device = ?');
       params.push(q.device);
     }
+    if (q.notEnded) where.push('ended_at IS NULL');
     if (q.activeAt !== undefined) {
       where.push("status = 'approved' AND grant_starts_at <= ? AND grant_ends_at > ?");
       params.push(q.activeAt, q.activeAt);
