@@ -3,11 +3,13 @@
  * Every process started here is tracked and killed by `cleanup()` (call it in after()).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
 
 /** dist/test/helpers.js -> dist/src/cli/main.js: the same entry point bin/drawbridge.js loads. */
 export const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -222,4 +224,295 @@ export function exchange(port: number, data: Buffer | string, host = '127.0.0.1'
 export async function startConnect(env: Record<string, string>, device: string): Promise<{ port: number; child: ChildProcess; stderr: () => string }> {
   const started = await spawnCli(['connect', device, '--listen', '127.0.0.1:0'], { env, ready: /forwarding 127\.0\.0\.1:(\d+) ->/ });
   return { port: Number(started.match?.[1]), child: started.child, stderr: started.stderr };
+}
+
+/** A free TCP port on 127.0.0.1 (the probe listener is closed before this returns). */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+export interface ProgramResult {
+  code: number;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs any program to completion (tracked, so cleanup() kills it if a test gives up). */
+export function runProgram(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string>; input?: string | Buffer; timeoutMs?: number } = {},
+): Promise<ProgramResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'warn', ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    children.add(child);
+    const stdout: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => stdout.push(c));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${command} ${args.join(' ')} timed out\nstdout: ${Buffer.concat(stdout).toString()}\nstderr: ${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      children.delete(child);
+      reject(error);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code: code ?? -1, stdout: Buffer.concat(stdout), stderr });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+export interface SshdProcess {
+  child: ChildProcess;
+  port: number;
+  dir: string;
+  /** private key accepted for `user` */
+  clientKey: string;
+  user: string;
+  stderr: () => string;
+}
+
+/**
+ * Starts a throwaway OpenSSH server on 127.0.0.1 (free port, its own host key, one
+ * authorized client key). Throws — never skips — when OpenSSH is not installed, so a CI
+ * run without it fails loudly.
+ */
+export async function startSshd(): Promise<SshdProcess> {
+  const { existsSync, mkdirSync, writeFileSync, readFileSync } = await import('node:fs');
+  const { userInfo } = await import('node:os');
+  const sshd = '/usr/sbin/sshd';
+  for (const tool of [sshd, '/usr/bin/ssh-keygen']) {
+    if (!existsSync(tool)) throw new Error(`${tool} is missing: install openssh-server and openssh-client (apt-get install openssh-server openssh-client)`);
+  }
+  // sshd refuses to start as root without its privilege-separation directory.
+  if (!existsSync('/run/sshd')) {
+    try {
+      mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+    } catch {
+      // not root: sshd runs without privilege separation and does not need it
+    }
+  }
+  const dir = tempDir('db-sshd-');
+  const hostKey = join(dir, 'host_ed25519');
+  const clientKey = join(dir, 'client_ed25519');
+  for (const key of [hostKey, clientKey]) {
+    const made = await runProgram('/usr/bin/ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'drawbridge-test', '-f', key]);
+    if (made.code !== 0) throw new Error(`ssh-keygen failed: ${made.stderr}`);
+  }
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${clientKey}.pub`));
+  const port = await freePort();
+  const config = join(dir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${hostKey}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'StrictModes no',
+      'UsePAM no',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes',
+      'PermitRootLogin prohibit-password',
+      // scp speaks SFTP by default since OpenSSH 9.0; the in-process server needs no binary path.
+      'Subsystem sftp internal-sftp',
+      'LogLevel VERBOSE',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(sshd, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(child);
+  let err = '';
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<never>((_, reject) => {
+    child.once('error', (error) => reject(new Error(`cannot start ${sshd}: ${error.message}`)));
+    child.once('exit', (code) => reject(new Error(`sshd exited with ${code} before listening:\n${err}`)));
+  });
+  exited.catch(() => undefined);
+  try {
+    await Promise.race([waitFor(() => err.includes(`Server listening on 127.0.0.1 port ${port}`), 10_000, 'sshd to listen'), exited]);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nsshd stderr:\n${err}`);
+  }
+  return { child, port, dir, clientKey, user: userInfo().username, stderr: () => err };
+}
+
+// ---- Helpers for refusal and fault tests (raw HTTPS / WebSocket access to a hub) ----
+
+/** The hub's CA certificate, for raw HTTPS and WebSocket clients in tests. */
+export function hubCa(hub: HubProcess): string {
+  return readFileSync(join(hub.dataDir, 'ca.pem'), 'utf8');
+}
+
+export interface HubResponse {
+  status: number;
+  text: string;
+  /** Parsed JSON body, or undefined when the body is not JSON */
+  json: unknown;
+}
+
+/**
+ * One raw HTTPS request to the hub. `body` objects are sent as JSON; strings and Buffers
+ * are sent as-is (content-type application/json unless overridden). `token: null` sends
+ * no Authorization header; the default is the admin token.
+ */
+export function hubRequest(
+  hub: HubProcess,
+  method: string,
+  path: string,
+  options: { body?: unknown; token?: string | null; headers?: Record<string, string>; chunked?: boolean } = {},
+): Promise<HubResponse> {
+  const payload =
+    options.body === undefined ? undefined : Buffer.isBuffer(options.body) ? options.body : Buffer.from(typeof options.body === 'string' ? options.body : JSON.stringify(options.body));
+  const token = options.token === undefined ? hub.adminToken : options.token;
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      new URL(path, hub.url),
+      {
+        method,
+        ca: hubCa(hub),
+        checkServerIdentity: () => undefined,
+        headers: {
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(payload ? { 'content-type': 'application/json' } : {}),
+          // chunked: no declared length, so the hub must count the bytes as they arrive
+          ...(payload && !options.chunked ? { 'content-length': String(payload.length) } : {}),
+          ...options.headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, text, json });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (payload && options.chunked) {
+      for (let offset = 0; offset < payload.length; offset += 8192) req.write(payload.subarray(offset, offset + 8192));
+      req.end();
+    } else req.end(payload);
+  });
+}
+
+/** The `error.code` of a hub error body, if any. */
+export function errorCodeOf(response: HubResponse): string | undefined {
+  return (response.json as { error?: { code?: string } } | undefined)?.error?.code;
+}
+
+/**
+ * Opens a raw WebSocket to the hub (`path` on the hub, or a full wss:// URL). Resolves with
+ * the open socket, or with the HTTP status and body when the hub refuses the upgrade.
+ */
+export function openHubWebSocket(
+  hub: HubProcess,
+  pathOrUrl: string,
+  options: { headers?: Record<string, string>; maxPayload?: number } = {},
+): Promise<{ ws: WebSocket; status: 101 } | { ws?: undefined; status: number; body: string }> {
+  const url = pathOrUrl.startsWith('wss://') ? pathOrUrl : `${hub.url.replace(/^https/, 'wss')}${pathOrUrl}`;
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, {
+      ca: hubCa(hub),
+      // The CA is pinned; the host name need not appear in the certificate (tls wants undefined here).
+      checkServerIdentity: (() => undefined) as unknown as () => boolean,
+      perMessageDeflate: false,
+      ...(options.headers ? { headers: options.headers } : {}),
+      ...(options.maxPayload ? { maxPayload: options.maxPayload } : {}),
+    });
+    ws.once('open', () => resolve({ ws, status: 101 }));
+    ws.once('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        ws.on('error', () => undefined);
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+      });
+    });
+    ws.once('error', reject);
+  });
+}
+
+/** Resolves with the next message of a WebSocket, as text. */
+export function nextMessage(ws: WebSocket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const onClose = (code: number, reason: Buffer): void => reject(new Error(`closed ${code} ${reason.toString()} before a message`));
+    ws.once('close', onClose);
+    ws.once('message', (data: Buffer) => {
+      ws.off('close', onClose);
+      resolve(data.toString());
+    });
+  });
+}
+
+/** Resolves with the close code and reason of a WebSocket (at once if already closed). */
+export function closeOf(ws: WebSocket, timeoutMs = 10_000): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`WebSocket not closed within ${timeoutMs} ms`)), timeoutMs);
+    ws.on('error', () => undefined);
+    ws.once('close', (code: number, reason: Buffer) => {
+      clearTimeout(timer);
+      resolve({ code, reason: reason.toString() });
+    });
+  });
+}
+
+/** Registers a device (`devices add NAME --json ...extraArgs`) and returns its enrollment token. */
+export async function addDevice(hub: HubProcess, name: string, extraArgs: string[] = []): Promise<string> {
+  const added = await runCli(['devices', 'add', name, '--json', ...extraArgs], { env: hub.env });
+  if (added.code !== 0) throw new Error(`devices add ${name} failed: ${added.stderr}`);
+  return (JSON.parse(added.stdout) as { enrollmentToken: string }).enrollmentToken;
+}
+
+/** `drawbridge agent enroll TOKEN --target T --config F ...extraArgs` (does not throw on failure). */
+export function enrollAgent(token: string, target: string, configPath: string, extraArgs: string[] = []): Promise<CliResult> {
+  return runCli(['agent', 'enroll', token, '--target', target, '--config', configPath, ...extraArgs], { env: { DRAWBRIDGE_CONFIG_DIR: tempDir() } });
+}
+
+/** Starts `drawbridge agent run --config F` and waits until every named device is online. */
+export async function startAgentProcess(configPath: string, devices: string[]): Promise<Awaited<ReturnType<typeof spawnCli>>> {
+  const agent = await spawnCli(['agent', 'run', '--config', configPath], {});
+  for (const name of devices) {
+    await waitFor(() => agent.stderr().includes(`"device":"${name}"`) && agent.stderr().includes('"device online"'), 15_000, `agent for ${name} online`);
+  }
+  return agent;
+}
+
+/** The private key file `agent enroll` wrote for a device beside its config. */
+export function deviceKeyPath(configPath: string, device: string): string {
+  return join(dirname(configPath), 'keys', `${device}.key`);
+}
+
+/** Whether a device shows as online in the hub's device list. */
+export async function isDeviceOnline(hub: HubProcess, device: string): Promise<boolean> {
+  const res = await hubRequest(hub, 'GET', `/v1/devices/${device}`);
+  return (res.json as { online?: boolean } | undefined)?.online === true;
+}
+
+/** Resident set size of a process, in bytes (Linux /proc). */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+  if (!kb) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(kb) * 1024;
 }

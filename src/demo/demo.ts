@@ -3,7 +3,7 @@
  * a stand-in device web portal, an agent hosting a virtual device for it, a client
  * tunnel, and fetches the page through hub and agent.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoHandle> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'drawbridge-demo-'));
   const logger = createLogger('demo', process.env['DRAWBRIDGE_LOG_LEVEL'] ?? 'warn');
   const cleanups: (() => Promise<void>)[] = [];
+  // A temporary directory the demo made for itself goes when the demo ends; a given one stays.
+  if (!options.dataDir) cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
   const close = async (): Promise<void> => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   };

@@ -83,9 +83,13 @@ export function bridge(options: BridgeOptions): Promise<BridgeResult> {
     };
     input.once('error', onLocalError);
     if (output !== (input as unknown)) output.once('error', onLocalError);
-    // A local close before both directions ended means the local peer went away entirely.
+    // A local close before the input ended means the local peer went away entirely. A close
+    // after the input's orderly end is normal for a read-only input such as a stdin pipe
+    // (it is destroyed right after EOF) while the reply is still on its way to stdout.
+    // A socket (input === output) that closes while the reply is still due cannot take it.
     input.once('close', () => {
-      if (!(localEnded && remoteEnded) && ws.readyState === ws.OPEN) ws.close(1000, 'local connection closed');
+      const peerGone = !localEnded || (output === (input as unknown) && !remoteEnded);
+      if (peerGone && ws.readyState === ws.OPEN) ws.close(1000, 'local connection closed');
     });
 
     ws.on('message', (data: Buffer, isBinary: boolean) => {
