@@ -263,8 +263,15 @@ describe('drawbridge against a running hub', () => {
     assert.match(badToken.stderr, /\[UNAUTHENTICATED\]\n$/);
   });
 
-  it('connect to an unknown device reports UNKNOWN_DEVICE for each connection', async () => {
-    const tunnel = await startConnect(hub.env, 'no-such-device');
+  it('connect refuses an unknown device at start, and reports per connection once a device goes away', async () => {
+    const unknown = await runCli(['connect', 'no-such-device'], { env: hub.env });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^drawbridge: unknown device "no-such-device" \[UNKNOWN_DEVICE\]\n$/);
+
+    assert.equal((await runCli(['devices', 'add', 'short-lived'], { env: hub.env })).code, 0);
+    const tunnel = await startConnect(hub.env, 'short-lived');
+    assert.match(tunnel.stderr(), /warning: device "short-lived" is offline/);
+    assert.equal((await runCli(['devices', 'remove', 'short-lived'], { env: hub.env })).code, 0);
     const socket = connect({ host: '127.0.0.1', port: tunnel.port });
     socket.on('error', () => undefined);
     const received: Buffer[] = [];
@@ -272,7 +279,7 @@ describe('drawbridge against a running hub', () => {
     await new Promise((resolve) => socket.once('close', resolve));
     assert.equal(Buffer.concat(received).length, 0);
     await waitFor(() => tunnel.stderr().includes('UNKNOWN_DEVICE'), 5_000, `UNKNOWN_DEVICE on stderr (got: ${tunnel.stderr()})`);
-    assert.match(tunnel.stderr(), /^drawbridge: 127\.0\.0\.1:\d+: UNKNOWN_DEVICE: .*no-such-device/m);
+    assert.match(tunnel.stderr(), /^drawbridge: 127\.0\.0\.1:\d+: UNKNOWN_DEVICE: .*short-lived/m);
   });
 
   it('serves /healthz, /v1/openapi.json and /metrics over TLS that curl verifies', async () => {

@@ -19,7 +19,13 @@ export function connectCommand(): Command {
     assertValidName(device, 'device name');
     const { host, port } = parseListen(opts.listen, '127.0.0.1');
     const client = await connectHub(opts);
-    // Fail fast with a clear message if the device is unknown or unreachable to us.
+    // Fail fast on a device that does not exist; warn (but keep listening) if it is offline now.
+    const info = await client.request<{ online: boolean; enabled: boolean }>('GET', `/v1/devices/${device}`).catch((error: unknown) => {
+      client.close();
+      throw error;
+    });
+    if (!info.enabled) process.stderr.write(`drawbridge: warning: device "${device}" is disabled; connections will be refused until it is enabled\n`);
+    else if (!info.online) process.stderr.write(`drawbridge: warning: device "${device}" is offline right now; connections will fail until its agent connects\n`);
     const tunnel = await openTunnel({
       client,
       device,
