@@ -9,7 +9,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import type { ConnectionOptions } from 'node:tls';
+import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { DrawbridgeError } from '../errors.js';
 import { writeFileAtomic } from '../util/files.js';
 
@@ -30,9 +30,21 @@ export function normalizePin(pin: string): string {
   return `sha256:${hex}`;
 }
 
+/**
+ * One TLS context per pinned CA. Without it every connection builds its own (parsing the
+ * CA into a fresh trust store: about 0.6 ms of CPU, measured by bench/), and an agent or
+ * client opens a new TLS connection for every stream.
+ */
+const secureContexts = new Map<string, SecureContext>();
+
 export function tlsOptions(trust: HubTrust): ConnectionOptions {
   if (!trust.caPem) return { rejectUnauthorized: true };
-  return { ca: trust.caPem, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  let secureContext = secureContexts.get(trust.caPem);
+  if (!secureContext) {
+    secureContext = createSecureContext({ ca: trust.caPem });
+    secureContexts.set(trust.caPem, secureContext);
+  }
+  return { ca: trust.caPem, secureContext, rejectUnauthorized: true, checkServerIdentity: () => undefined };
 }
 
 /** Fetches /v1/ca.pem without trusting the connection, then trusts it only if it matches the pin. */

@@ -181,6 +181,32 @@ export class AccessService {
     return revoked;
   }
 
+  /**
+   * Ends every live grant and pending request of a principal or device being removed.
+   * Grants match by name, so without this a new user or device given the same name would
+   * inherit them.
+   */
+  async revokeAll(actor: Principal, filter: { principal: string } | { device: string }, why: string): Promise<number> {
+    const now = this.now();
+    let revokedCount = 0;
+    for (const status of ['approved', 'pending'] as const) {
+      for (const request of await this.store.listAccessRequests({ ...filter, status, notEnded: true, limit: 10_000 })) {
+        if (status === 'approved' && (request.endedAt !== null || (request.grantEndsAt ?? 0) <= now)) continue;
+        const revoked = await this.store.transitionAccessRequest(
+          request.id,
+          status,
+          { status: 'revoked', endedAt: now },
+          { actor: actor.name, action: 'access.revoke', device: request.device, details: { request: request.id, principal: request.principal, reason: why } },
+        );
+        if (revoked) {
+          revokedCount++;
+          this.notify('access.revoked', revoked);
+        }
+      }
+    }
+    return revokedCount;
+  }
+
   /** The grant that lets `principal` reach `device` now, if any. */
   async activeGrant(principal: string, device: string): Promise<AccessRequestRecord | undefined> {
     const grants = await this.store.listAccessRequests({ principal, device, activeAt: this.now(), limit: 10 });

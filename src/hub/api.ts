@@ -179,6 +179,7 @@ export const ROUTES: RouteSpec[] = [
     handle: async (s, { res, params, principal }) => {
       const device = await requireDevice(s, params['name'] as string);
       await s.store.removeDevice(device.name, { actor: principal.name, action: 'device.remove', device: device.name });
+      await s.access.revokeAll(principal, { device: device.name }, `device "${device.name}" was removed`);
       s.registry.disconnect(device.name, 'DEVICE_REMOVED');
       s.relay.endWhere((st) => st.device === device.name, new DrawbridgeError('DEVICE_REMOVED'));
       sendJson(res, 200, { name: device.name, removed: true });
@@ -341,6 +342,7 @@ export const ROUTES: RouteSpec[] = [
         if (admins.length <= 1) throw new DrawbridgeError('INVALID_STATE', `"${name}" is the last admin; add another admin first`);
       }
       await s.store.removePrincipal(name, { actor: principal.name, action: 'user.remove', details: { user: name } });
+      await s.access.revokeAll(principal, { principal: name }, `user "${name}" was removed`);
       s.relay.endWhere((st) => st.principal === name, new DrawbridgeError('PRINCIPAL_REMOVED', `access ended: user "${name}" was removed`));
       sendJson(res, 200, { name, removed: true });
     },

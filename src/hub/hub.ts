@@ -179,7 +179,10 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
         return;
       }
       logger.error({ err: error, method: req.method, path: url.pathname }, 'request failed');
-      sendError(res, new DrawbridgeError('INTERNAL'));
+      // A store that cannot be written (busy, full disk, read-only) means the action and its
+      // audit record did not land: say so, rather than a bare internal error.
+      const code = String((error as { code?: unknown }).code ?? '');
+      sendError(res, code.startsWith('SQLITE_') ? new DrawbridgeError('AUDIT_UNAVAILABLE', `the store could not be written (${code}); the action was refused`) : new DrawbridgeError('INTERNAL'));
     });
   };
 
@@ -261,7 +264,8 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     });
   }, 500);
   const limiterTimer = setInterval(() => limiter.sweep(), 60_000);
-  for (const t of [grantTimer, accessTimer, limiterTimer]) t.unref();
+  const maintainTimer = setInterval(() => void store.maintain().catch((error: unknown) => logger.warn({ err: error }, 'store upkeep failed')), 3_600_000);
+  for (const t of [grantTimer, accessTimer, limiterTimer, maintainTimer]) t.unref();
 
   logger.info({ url: `https://${listenHost}:${port}`, publicUrl: services.publicUrl, caPin: tls.caPin, dataDir }, 'hub listening');
 
@@ -271,6 +275,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
       clearInterval(grantTimer);
       clearInterval(accessTimer);
       clearInterval(limiterTimer);
+      clearInterval(maintainTimer);
       registry.stop();
       // Stage 1: stop accepting. Stage 2: end streams and links. Stage 3: cut what is left.
       const serverClosed = new Promise<void>((r) => server.close(() => r()));

@@ -13,8 +13,12 @@ export function signWebhookBody(secret: string, body: string): string {
   return 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
 }
 
+/** Deliveries waiting while the receiver is slow or down; beyond this the newest are dropped (and logged). */
+export const MAX_QUEUED_WEBHOOKS = 1000;
+
 export class WebhookSender {
   private queue: Promise<void> = Promise.resolve();
+  private queued = 0;
 
   constructor(
     private readonly config: HubConfig['webhook'],
@@ -24,28 +28,42 @@ export class WebhookSender {
   fire(event: WebhookEvent, data: Record<string, unknown>): void {
     const config = this.config;
     if (!config) return;
+    if (this.queued >= MAX_QUEUED_WEBHOOKS) {
+      this.logger.error({ event, queued: this.queued }, 'webhook queue full; dropping this delivery (the audit log still has the event)');
+      return;
+    }
+    this.queued++;
     const body = JSON.stringify({ event, at: new Date().toISOString(), data });
     this.queue = this.queue.then(async () => {
-      for (let attempt = 1; attempt <= 3; attempt++) {
-        try {
-          const response = await fetch(config.url, {
-            method: 'POST',
-            headers: {
-              'content-type': 'application/json',
-              'x-drawbridge-event': event,
-              'x-drawbridge-signature': signWebhookBody(config.secret, body),
-            },
-            body,
-            signal: AbortSignal.timeout(config.timeout),
-          });
-          if (response.ok) return;
-          this.logger.warn({ event, status: response.status, attempt }, 'webhook answered with an error status');
-        } catch (error) {
-          this.logger.warn({ event, attempt, err: (error as Error).message }, 'webhook delivery failed');
-        }
-        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      try {
+        await this.deliver(config, event, body);
+      } finally {
+        this.queued--;
       }
     });
+  }
+
+  private async deliver(config: NonNullable<HubConfig['webhook']>, event: WebhookEvent, body: string): Promise<void> {
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        const response = await fetch(config.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'x-drawbridge-event': event,
+            'x-drawbridge-signature': signWebhookBody(config.secret, body),
+          },
+          body,
+          signal: AbortSignal.timeout(config.timeout),
+        });
+        if (response.ok) return;
+        this.logger.warn({ event, status: response.status, attempt }, 'webhook answered with an error status');
+      } catch (error) {
+        this.logger.warn({ event, attempt, err: (error as Error).message }, 'webhook delivery failed');
+      }
+      if (attempt < 3) await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
+    this.logger.error({ event }, 'webhook not delivered after 3 attempts (the audit log still has the event)');
   }
 
   /** Waits for queued deliveries (used at shutdown and in tests). */

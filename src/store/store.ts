@@ -122,6 +122,8 @@ export interface AccessQuery {
 export interface Store {
   readonly engine: string;
   close(): Promise<void>;
+  /** Periodic upkeep (planner statistics and the like); called hourly by the hub. */
+  maintain(): Promise<void>;
 
   // devices
   createDevice(device: DeviceRecord, enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void>;

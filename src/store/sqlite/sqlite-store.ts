@@ -141,6 +141,7 @@ export class SqliteStore implements Store {
   readonly engine = 'sqlite';
   private readonly db: Database.Database;
   private readonly now: () => number;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(options: SqliteStoreOptions) {
     const isNew = options.path !== ':memory:' && !existsSync(options.path);
@@ -154,6 +155,14 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    // Without table statistics SQLite may scan the whole audit log for a time-range query;
+    // gather them at open (well under a second at a million records) and on maintain().
+    this.db.pragma('optimize = 0x10002');
+  }
+
+  /** Periodic upkeep: refresh planner statistics where they went stale. */
+  async maintain(): Promise<void> {
+    this.db.pragma('optimize');
   }
 
   private migrate(): void {
@@ -184,8 +193,21 @@ export class SqliteStore implements Store {
     }).immediate();
   }
 
+  /**
+   * Prepared once, reused: compiling the SQL costs more than running it, and these run
+   * for every stream (open and close) and every authenticated request.
+   */
+  private cached(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   private appendAuditSync(entry: AuditEntry): AuditRecord {
-    const last = this.db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
+    const last = this.cached('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
     const record = sealAuditRecord({
       seq: last ? num(last['seq']) + 1 : 1,
       ts: this.now(),
@@ -195,10 +217,9 @@ export class SqliteStore implements Store {
       details: entry.details ?? {},
       prevHash: last ? String(last['hash']) : GENESIS_HASH,
     });
-    this.db
-      .prepare(
-        'INSERT INTO audit (seq, ts, actor, action, device, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      )
+    this.cached(
+      'INSERT INTO audit (seq, ts, actor, action, device, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    )
       .run(record.seq, record.ts, record.actor, record.action, record.device, JSON.stringify(record.details), record.prevHash, record.hash);
     return record;
   }
@@ -223,7 +244,7 @@ export class SqliteStore implements Store {
   }
 
   async getDevice(name: string): Promise<DeviceRecord | undefined> {
-    const row = this.db.prepare('SELECT * FROM devices WHERE name = ?').get(name) as Row | undefined;
+    const row = this.cached('SELECT * FROM devices WHERE name = ?').get(name) as Row | undefined;
     return row ? toDevice(row) : undefined;
   }
 
@@ -309,7 +330,7 @@ export class SqliteStore implements Store {
   }
 
   async getPrincipalByTokenId(tokenId: string): Promise<PrincipalRecord | undefined> {
-    const row = this.db.prepare('SELECT * FROM principals WHERE token_id = ?').get(tokenId) as Row | undefined;
+    const row = this.cached('SELECT * FROM principals WHERE token_id = ?').get(tokenId) as Row | undefined;
     return row ? toPrincipal(row) : undefined;
   }
 
@@ -411,10 +432,9 @@ export class SqliteStore implements Store {
 
   async openSession(s: SessionRecord, audit: AuditEntry): Promise<void> {
     this.withAudit(audit, () => {
-      this.db
-        .prepare(
-          'INSERT INTO sessions (id, principal, device, target, client_address, grant_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        )
+      this.cached(
+        'INSERT INTO sessions (id, principal, device, target, client_address, grant_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
         .run(s.id, s.principal, s.device, s.target, s.clientAddress, s.grantId, s.startedAt);
     });
   }
@@ -425,10 +445,9 @@ export class SqliteStore implements Store {
     audit: AuditEntry,
   ): Promise<void> {
     this.withAudit(audit, () => {
-      this.db
-        .prepare(
-          'UPDATE sessions SET ended_at = ?, bytes_to_device = ?, bytes_from_device = ?, close_reason = ? WHERE id = ? AND ended_at IS NULL',
-        )
+      this.cached(
+        'UPDATE sessions SET ended_at = ?, bytes_to_device = ?, bytes_from_device = ?, close_reason = ? WHERE id = ? AND ended_at IS NULL',
+      )
         .run(facts.endedAt, facts.bytesToDevice, facts.bytesFromDevice, facts.closeReason, id);
     });
   }
