@@ -60,7 +60,7 @@ export const AgentConfigSchema = z.strictObject({
       /** Connecting to the target gives up after this. */
       connectTimeout: duration.prefault('10s'),
       /** Control links are pinged this often; two missed pongs mean the link is stale. */
-      pingInterval: duration.prefault('15s'),
+      pingInterval: duration.prefault('10s'),
       /** Reconnect backoff: first delay and cap (full jitter between 0 and the current step). */
       reconnectMinDelay: duration.prefault('500ms'),
       reconnectMaxDelay: duration.prefault('10s'),

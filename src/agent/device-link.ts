@@ -280,13 +280,27 @@ export class DeviceLink {
         socket.resume();
         void bridge({ ws, input: socket, output: socket, destroyLocal: () => socket.destroy() });
       });
+      let opened = false;
+      ws.once('open', () => {
+        opened = true;
+      });
+      // If our side of the rendezvous fails, say so on the control link: the client then
+      // hears at once instead of waiting out the rendezvous timeout.
+      let reported = false;
       ws.once('unexpected-response', (_req, res) => {
         res.resume();
-        this.logger.warn({ device: this.device.name, stream: streamId, status: res.statusCode }, 'rendezvous refused by hub');
+        reported = true;
+        this.reject(streamId, 'RENDEZVOUS_INVALID', `the hub refused the device side of the stream (HTTP ${res.statusCode})`);
         socket.destroy();
         ws.terminate();
       });
-      ws.on('error', () => socket.destroy());
+      ws.on('error', (error) => {
+        if (!opened && !reported) {
+          reported = true;
+          this.reject(streamId, 'TARGET_UNREACHABLE', `the device side could not reach the rendezvous: ${error.message}`);
+        }
+        socket.destroy();
+      });
     });
   }
 }

@@ -60,7 +60,7 @@ export const HubConfigSchema = z.strictObject({
       /** Failed authentications per source address per minute before answering 429. */
       authFailuresPerMinute: z.number().int().min(1).max(100_000).default(20),
       /** Control connections are pinged this often; two missed pongs end the link. */
-      pingInterval: duration.prefault('15s'),
+      pingInterval: duration.prefault('10s'),
     })
     .prefault({}),
 });
