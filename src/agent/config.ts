@@ -6,19 +6,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
+import { durationSchema, nameSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
 import { configDir } from '../client/credentials.js';
-import { parseDuration } from '../util/duration.js';
 import { writeFileAtomic } from '../util/files.js';
 
-const duration = z.string().transform((text, ctx) => {
-  try {
-    return parseDuration(text);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
+const duration = durationSchema;
 
 export const TARGET_PATTERN = /^(?:\[([0-9a-fA-F:.]+)\]|([a-zA-Z0-9.-]{1,253})):(\d{1,5})$/;
 
@@ -41,7 +34,7 @@ const target = z.string().refine((t) => {
 }, 'must be HOST:PORT, e.g. 127.0.0.1:22');
 
 export const AgentDeviceSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be 1-63 lower-case letters, digits and "-"'),
+  name: nameSchema,
   hubUrl: z.url({ protocol: /^https$/ }),
   caPin: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256: followed by 64 hex digits'),
   /** The one place this device's streams may go, whatever the hub asks. */

@@ -17,12 +17,12 @@ import {
 import { AuditChainVerifier } from '../store/audit-chain.js';
 import { ROLES, type AuditRecord, type DeviceRecord, type Role } from '../store/store.js';
 import { assertValidName } from '../util/names.js';
+import { nameSchema } from '../util/schemas.js';
 import { MAX_REASON_LENGTH, publicAccessView } from './access.js';
 import { clientAddress, readJson, sendJson, validate, type Params } from './http.js';
 import { requireRole, type Principal } from './principals.js';
 import type { HubServices } from './services.js';
 
-const nameSchema = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be 1-63 lower-case letters, digits and "-"');
 const tagsSchema = z
   .record(z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tag keys are 1-64 of letters, digits, "_", "." and "-"'), z.string().min(1).max(128))
   .refine((tags) => Object.keys(tags).length <= 32, 'at most 32 tags');

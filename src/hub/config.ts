@@ -5,17 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { durationSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
-import { parseDuration } from '../util/duration.js';
 
-const duration = z.string().transform((text, ctx) => {
-  try {
-    return parseDuration(text);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
+const duration = durationSchema;
 
 const tagValue = z.string().min(1).max(128);
 

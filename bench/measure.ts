@@ -1,0 +1,242 @@
+/**
+ * The load generator: throughput, round-trip latency, stream setup time and new streams
+ * per second against a TCP port that leads (directly or through a relay) to the target
+ * server in bench/target-server.ts. Every operation has a deadline, so a stuck relay fails
+ * the run instead of hanging it.
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { cpuSecondsBetween, treeCpuSeconds } from './processes.js';
+
+const HOST = '127.0.0.1';
+const OP_TIMEOUT_MS = 15_000;
+const WRITE_CHUNK_BYTES = 1024 * 1024;
+const PING = Buffer.from('p');
+
+export interface Percentiles {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  min: number;
+  max: number;
+  mean: number;
+}
+
+export function percentiles(samples: number[]): Percentiles {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
+  const mean = sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1);
+  return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), min: sorted[0] ?? NaN, max: sorted[sorted.length - 1] ?? NaN, mean };
+}
+
+function deadline<T>(promise: Promise<T>, what: string, ms = OP_TIMEOUT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Reads a socket as a byte counter: wait until `n` more bytes have arrived. */
+class Reader {
+  private received = 0;
+  private waiting: { until: number; resolve: () => void } | undefined;
+  private failure: Error | undefined;
+  private rejecter: ((e: Error) => void) | undefined;
+
+  constructor(socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.received += chunk.length;
+      if (this.waiting && this.received >= this.waiting.until) {
+        const { resolve } = this.waiting;
+        this.waiting = undefined;
+        this.rejecter = undefined;
+        resolve();
+      }
+    });
+    const fail = (error: Error): void => {
+      this.failure ??= error;
+      this.rejecter?.(this.failure);
+    };
+    socket.on('error', fail);
+    socket.on('close', () => fail(new Error('connection closed by the peer')));
+  }
+
+  bytes(n: number): Promise<void> {
+    const until = this.received + n;
+    if (this.received >= until) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.waiting = { until, resolve };
+      this.rejecter = reject;
+    });
+  }
+}
+
+function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: HOST, port, noDelay: true });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Ends our side and waits for the full close (the peer's FIN travels back through the relay). */
+function closeGracefully(socket: Socket): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    socket.once('close', () => resolve());
+    socket.end();
+    setTimeout(() => socket.destroy(), 5000).unref();
+  });
+}
+
+export interface ThroughputResult {
+  bytes: number;
+  seconds: number;
+  megabytesPerSecond: number;
+  /** CPU seconds (user + system) the relay's processes used per GiB moved; 0 for direct TCP */
+  relayCpuSecondsPerGiB: number;
+  /** the same, per relay process (with its children) */
+  relayCpuByProcess: Record<string, number>;
+}
+
+/** Pushes `bytes` one way into the sink and waits for its one-byte acknowledgement. */
+export async function measureThroughput(port: number, bytes: number, relays: { name: string; pid: number }[] = []): Promise<ThroughputResult> {
+  const payload = randomBytes(WRITE_CHUNK_BYTES);
+  const socket = await deadline(open(port), 'connect');
+  const reader = new Reader(socket);
+  try {
+    const cpuBefore = relays.map((r) => treeCpuSeconds([r.pid]));
+    const started = performance.now();
+    const header = Buffer.alloc(9);
+    header[0] = 0x53;
+    header.writeBigUInt64BE(BigInt(bytes), 1);
+    socket.write(header);
+    const acknowledged = reader.bytes(1);
+    acknowledged.catch(() => undefined);
+    let sent = 0;
+    while (sent < bytes) {
+      const n = Math.min(WRITE_CHUNK_BYTES, bytes - sent);
+      const more = socket.write(n === WRITE_CHUNK_BYTES ? payload : payload.subarray(0, n));
+      sent += n;
+      if (!more) {
+        await deadline(
+          new Promise<void>((resolve, reject) => {
+            const onError = (e: Error): void => reject(e);
+            socket.once('drain', () => {
+              socket.off('error', onError);
+              resolve();
+            });
+            socket.once('error', onError);
+          }),
+          'write drain',
+        );
+      }
+    }
+    await deadline(acknowledged, 'sink acknowledgement');
+    const seconds = (performance.now() - started) / 1000;
+    const gib = bytes / 2 ** 30;
+    const relayCpuByProcess: Record<string, number> = {};
+    let total = 0;
+    relays.forEach((relay, i) => {
+      const used = cpuSecondsBetween(cpuBefore[i] as Map<number, number>, treeCpuSeconds([relay.pid]));
+      relayCpuByProcess[relay.name] = used / gib;
+      total += used;
+    });
+    return { bytes, seconds, megabytesPerSecond: bytes / seconds / 1e6, relayCpuSecondsPerGiB: total / gib, relayCpuByProcess };
+  } finally {
+    await closeGracefully(socket);
+  }
+}
+
+/** 1-byte ping-pong on one connection; samples in microseconds. */
+export async function measureLatency(port: number, roundTrips: number, warmup: number): Promise<Percentiles> {
+  const socket = await deadline(open(port), 'connect');
+  const reader = new Reader(socket);
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < warmup + roundTrips; i++) {
+      const started = performance.now();
+      socket.write(PING);
+      await deadline(reader.bytes(1), 'echo');
+      if (i >= warmup) samples.push((performance.now() - started) * 1000);
+    }
+  } finally {
+    await closeGracefully(socket);
+  }
+  return percentiles(samples);
+}
+
+/** One new connection: connect, send one byte, wait for its echo. Returns ms to the echo. */
+async function oneStream(port: number): Promise<number> {
+  const started = performance.now();
+  const socket = await deadline(open(port), 'connect');
+  try {
+    const reader = new Reader(socket);
+    socket.write(PING);
+    await deadline(reader.bytes(1), 'first echoed byte');
+    return performance.now() - started;
+  } finally {
+    await closeGracefully(socket);
+  }
+}
+
+/** Sequential new connections: connect -> first echoed byte, in milliseconds. */
+export async function measureSetup(port: number, count: number, warmup: number): Promise<Percentiles> {
+  const samples: number[] = [];
+  for (let i = 0; i < warmup + count; i++) {
+    const ms = await oneStream(port);
+    if (i >= warmup) samples.push(ms);
+  }
+  return percentiles(samples);
+}
+
+export interface RateResult {
+  concurrency: number;
+  seconds: number;
+  completed: number;
+  failed: number;
+  streamsPerSecond: number;
+  /** setup time (ms) of the streams measured under this load */
+  setupUnderLoad: Percentiles;
+  firstError?: string;
+}
+
+/** `concurrency` workers open, use and close streams back to back for `seconds`. */
+export async function measureStreamRate(port: number, concurrency: number, seconds: number): Promise<RateResult> {
+  const samples: number[] = [];
+  let failed = 0;
+  let firstError: string | undefined;
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end) {
+      try {
+        samples.push(await oneStream(port));
+      } catch (error) {
+        failed++;
+        firstError ??= (error as Error).message;
+        // A failing relay must not turn this into a busy loop.
+        await new Promise((r) => setTimeout(r, 20));
+        if (failed > 1000) return;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, () => worker()));
+  const elapsed = (performance.now() - started) / 1000;
+  return {
+    concurrency,
+    seconds: elapsed,
+    completed: samples.length,
+    failed,
+    streamsPerSecond: samples.length / elapsed,
+    setupUnderLoad: percentiles(samples),
+    ...(firstError ? { firstError } : {}),
+  };
+}
