@@ -3,11 +3,15 @@
  * control link each. The agent never listens on a port.
  */
 import { dirname, join } from 'node:path';
-import { resolveTrust } from '../client/trust.js';
+import { resolveTrust, type HubTrust } from '../client/trust.js';
 import { DrawbridgeError } from '../errors.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { loadAgentConfig, resolveKeyPath, type AgentConfig } from './config.js';
 import { DeviceLink, type DeviceLinkStatus } from './device-link.js';
+import { DialGate } from './dial-gate.js';
+
+/** Control links that may be dialling (TLS + challenge) at the same time. */
+const MAX_CONCURRENT_DIALS = 64;
 
 export interface AgentOptions {
   configPath: string;
@@ -31,10 +35,17 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   }
   const caCache = join(dirname(options.configPath), 'ca');
   const links: DeviceLink[] = [];
+  const gate = new DialGate(MAX_CONCURRENT_DIALS);
+  const trustByHub = new Map<string, HubTrust>();
   for (const device of config.devices) {
     // Trust is resolved from the local cache written at enrollment; the pin is checked again.
-    const trust = await resolveTrust(device.hubUrl, device.caPin, caCache);
-    links.push(new DeviceLink(device, resolveKeyPath(options.configPath, device.keyFile), trust, config.limits, logger));
+    const trustKey = `${device.hubUrl} ${device.caPin}`;
+    let trust = trustByHub.get(trustKey);
+    if (!trust) {
+      trust = await resolveTrust(device.hubUrl, device.caPin, caCache);
+      trustByHub.set(trustKey, trust);
+    }
+    links.push(new DeviceLink(device, resolveKeyPath(options.configPath, device.keyFile), trust, config.limits, logger, gate));
   }
   for (const link of links) link.start();
   logger.info({ devices: config.devices.map((d) => d.name), config: options.configPath }, 'agent started');

@@ -25,6 +25,7 @@ import { bridge } from '../stream/bridge.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { parseTarget, type AgentConfig, type AgentDeviceConfig } from './config.js';
+import { DialGate } from './dial-gate.js';
 
 /** Retry delay after the hub said the device is unknown, removed or has the wrong key. */
 const PERMANENT_FAILURE_RETRY_MS = 60_000;
@@ -62,6 +63,7 @@ export class DeviceLink {
     private readonly trust: HubTrust,
     private readonly limits: AgentConfig['limits'],
     private readonly logger: Logger,
+    private readonly gate: DialGate = new DialGate(1),
   ) {
     this.key = createPrivateKey(readFileSync(keyPath));
     this.target = parseTarget(device.target);
@@ -100,6 +102,14 @@ export class DeviceLink {
   private connect(): void {
     if (this.stopped) return;
     this.state = 'connecting';
+    void this.gate.acquire().then((release) => {
+      if (this.stopped) release();
+      else this.dial(release);
+    });
+  }
+
+  /** One dial attempt; `release` frees the dial slot once authenticated or closed. */
+  private dial(release: () => void): void {
     const url = `${this.device.hubUrl.replace(/^http/, 'ws').replace(/\/+$/, '')}/v1/agent/connect`;
     const ws = new WebSocket(url, {
       perMessageDeflate: false,
@@ -145,6 +155,7 @@ export class DeviceLink {
           break;
         }
         case 'ready':
+          release();
           authenticated = true;
           this.attempt = 0;
           this.connects++;
@@ -159,9 +170,6 @@ export class DeviceLink {
           }
           this.openStream(message);
           break;
-        case 'stream.cancel':
-          // Nothing is held per pending stream beyond its sockets, which time out on their own.
-          break;
       }
     });
     ws.on('unexpected-response', (_req, res) => {
@@ -173,6 +181,7 @@ export class DeviceLink {
       this.lastError = error.message;
     });
     ws.on('close', (code, reasonBuffer) => {
+      release();
       clearInterval(this.pingTimer);
       const reason = reasonBuffer.toString();
       const parsed = parseCloseReason(reason);

@@ -239,12 +239,4 @@ export class DeviceRegistry {
       .catch((error: unknown) => this.logger.error({ err: error }, 'could not record device connection'));
     this.logger.info({ device: auth.device, remoteAddress: source, agentVersion: auth.agentVersion }, 'device online');
   }
-
-  /** Updates last-seen for every online device (called periodically). */
-  async touchAll(): Promise<void> {
-    const now = this.now();
-    for (const link of this.links.values()) {
-      await this.store.touchDevice(link.device, { lastSeenAt: now });
-    }
-  }
 }

@@ -28,7 +28,6 @@ export const HubMessage = z.discriminatedUnion('type', [
     rendezvousUrl: z.string().url().max(2048),
     token: z.string().min(40).max(256),
   }),
-  z.strictObject({ type: z.literal('stream.cancel'), streamId, code: errorCode }),
 ]);
 export type HubMessage = z.infer<typeof HubMessage>;
 
@@ -69,7 +68,7 @@ function decode<T>(schema: z.ZodType<T>, data: unknown, isBinary: boolean, known
   return result.data;
 }
 
-const HUB_TYPES = ['challenge', 'ready', 'stream.open', 'stream.cancel'] as const;
+const HUB_TYPES = ['challenge', 'ready', 'stream.open'] as const;
 const AGENT_TYPES = ['auth', 'stream.reject'] as const;
 
 export function decodeHubMessage(data: unknown, isBinary: boolean): HubMessage {
