@@ -305,7 +305,9 @@ describe('drawbridge against a running hub', () => {
     // One stream first, so the stream metrics have samples.
     const through = await runCli(['proxy', 'plc-7-ssh'], { env: hub.env, input: 'metrics' });
     assert.equal(through.code, 0, through.stderr);
-    const metrics = await curl('/metrics', ['--cacert', caPath]);
+    const anonymous = await curl('/metrics', ['--cacert', caPath]);
+    assert.notEqual(anonymous.code, 0, '/metrics must need a token by default');
+    const metrics = await curl('/metrics', ['--cacert', caPath, '-H', `authorization: Bearer ${hub.adminToken}`]);
     assert.equal(metrics.code, 0, metrics.stderr);
     const text = metrics.stdout.toString();
     for (const name of ['drawbridge_connected_devices', 'drawbridge_active_streams', 'drawbridge_bytes_relayed_total', 'drawbridge_stream_setup_seconds', 'drawbridge_auth_failures_total']) {

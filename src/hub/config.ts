@@ -38,6 +38,12 @@ export const HubConfigSchema = z.strictObject({
       timeout: duration.prefault('5s'),
     })
     .optional(),
+  metrics: z
+    .strictObject({
+      /** /metrics needs an admin or auditor token unless this is true (e.g. a scraper on a private network). */
+      public: z.boolean().default(false),
+    })
+    .prefault({}),
   limits: z
     .strictObject({
       /** Concurrent streams per device, enforced by the hub (the agent has its own cap). */

@@ -26,7 +26,7 @@ import { DeviceRegistry } from './device-registry.js';
 import { sendError, sendJson } from './http.js';
 import { HubMetrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
-import { PrincipalAuth } from './principals.js';
+import { PrincipalAuth, requireRole } from './principals.js';
 import { AuthFailureLimiter } from './rate-limiter.js';
 import { Relay, type Side } from './relay.js';
 import type { HubServices } from './services.js';
@@ -154,6 +154,8 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
         return;
       }
       if (req.method === 'GET' && url.pathname === '/metrics') {
+        // Device and stream counts are operational intelligence: not for anonymous callers by default.
+        if (!config.metrics.public) requireRole(await auth.authenticate(req), ['admin', 'auditor'], 'reading /metrics');
         const text = await metrics.registry.metrics();
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
         res.end(text);
