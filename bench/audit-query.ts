@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(records) || records < 1000) throw new Error('--records must be an integer >= 1000');
   const dir = values.db ? undefined : mkdtempSync(join(tmpdir(), 'db-audit-bench-'));
   const path = values.db ?? join(dir as string, 'audit.db');
-  const store = new SqliteStore({ path });
+  let store = new SqliteStore({ path });
   try {
     const end = Date.now();
     const start = end - 30 * DAY_MS;
@@ -132,7 +132,9 @@ async function main(): Promise<void> {
     } else if (existing !== records) {
       throw new Error(`${path} already holds ${existing} records (not ${records})`);
     }
-    store.database.pragma('optimize');
+    // Reopen, as a hub restart would: opening gathers the planner statistics.
+    await store.close();
+    store = new SqliteStore({ path });
 
     const queries: [string, AuditQuery][] = [
       ['newest 100', { order: 'desc', limit: 100 }],
