@@ -142,6 +142,8 @@ export class HubClient {
           }
           ws.off('error', onError);
           ws.on('error', () => undefined);
+          // With this listener ws leaves the refused handshake to us: end it, free the socket.
+          ws.terminate();
           reject(errorFromBody(res.statusCode ?? 0, parsed));
         });
       });
