@@ -23,36 +23,9 @@ import {
   type HubProcess,
 } from './helpers.js';
 import { addUser, api, as, holdEchoSocket, json, ok, refused, SLACK_MS, startEchoProxy, timeWhen } from './jit-helpers.js';
+import type { AccessView, SessionView } from '../src/protocol/api-types.js';
 
-interface AccessView {
-  id: string;
-  principal: string;
-  device: string;
-  status: string;
-  active: boolean;
-  reason: string;
-  durationMs: number;
-  reviewedBy: string | null;
-  reviewNote: string | null;
-  autoApproved: boolean;
-  requestExpiresAt: string;
-  createdAt: string;
-  grantStartsAt: string | null;
-  grantEndsAt: string | null;
-  endedAt: string | null;
-}
 
-interface SessionView {
-  id: string;
-  principal: string;
-  device: string;
-  target: string | null;
-  clientAddress: string;
-  startedAt: string;
-  bytesToDevice: number;
-  bytesFromDevice: number;
-  grantId: string | null;
-}
 
 interface Delivery {
   headers: IncomingHttpHeaders;

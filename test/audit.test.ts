@@ -26,19 +26,10 @@ import {
   type HubProcess,
 } from './helpers.js';
 import { addUser, as, json, ok, refused, startEchoProxy } from './jit-helpers.js';
+import type { AuditView } from '../src/protocol/api-types.js';
 
 const run = promisify(execFile);
 
-interface AuditView {
-  seq: number;
-  ts: string;
-  actor: string;
-  action: string;
-  device: string | null;
-  details: Record<string, unknown>;
-  prevHash: string;
-  hash: string;
-}
 
 interface VerifyResult {
   ok: boolean;

@@ -18,12 +18,8 @@ import {
   type HubProcess,
 } from './helpers.js';
 import { addUser, api, as, holdEchoSocket, json, ok, refused, SLACK_MS, timeWhen } from './jit-helpers.js';
+import type { DeviceView } from '../src/protocol/api-types.js';
 
-interface DeviceView {
-  name: string;
-  enabled: boolean;
-  online: boolean;
-}
 
 const secretOf = (token: string): string => token.slice(token.lastIndexOf('_') + 1);
 

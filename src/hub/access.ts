@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DrawbridgeError } from '../errors.js';
+import type { AccessView } from '../protocol/api-types.js';
 import type { AccessRequestRecord, Store } from '../store/store.js';
 import { formatDuration } from '../util/duration.js';
 import type { Logger } from '../util/logger.js';
@@ -28,7 +29,7 @@ export class AccessService {
   ) {}
 
   private notify(event: WebhookEvent, request: AccessRequestRecord): void {
-    this.webhook.fire(event, publicAccessView(request) as unknown as Record<string, unknown>);
+    this.webhook.fire(event, { ...publicAccessView(request) });
   }
 
   async request(principal: Principal, device: string, durationMs: number, reason: string): Promise<AccessRequestRecord> {
@@ -244,7 +245,7 @@ export class AccessService {
 }
 
 /** The API view of a request: ISO times, a derived `active` flag. */
-export function publicAccessView(r: AccessRequestRecord, now = Date.now()): Record<string, unknown> {
+export function publicAccessView(r: AccessRequestRecord, now = Date.now()): AccessView {
   const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
   return {
     id: r.id,
@@ -254,8 +255,8 @@ export function publicAccessView(r: AccessRequestRecord, now = Date.now()): Reco
     active: r.status === 'approved' && (r.grantStartsAt ?? Infinity) <= now && (r.grantEndsAt ?? 0) > now,
     reason: r.reason,
     durationMs: r.durationMs,
-    createdAt: iso(r.createdAt),
-    requestExpiresAt: iso(r.requestExpiresAt),
+    createdAt: new Date(r.createdAt).toISOString(),
+    requestExpiresAt: new Date(r.requestExpiresAt).toISOString(),
     reviewedBy: r.reviewedBy,
     reviewedAt: iso(r.reviewedAt),
     reviewNote: r.reviewNote,

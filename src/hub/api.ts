@@ -16,6 +16,7 @@ import {
 } from '../protocol/tokens.js';
 import { AuditChainVerifier } from '../store/audit-chain.js';
 import { ROLES, type AuditRecord, type DeviceRecord, type Role } from '../store/store.js';
+import type { AuditView, DeviceView, SessionView, UserView } from '../protocol/api-types.js';
 import { assertValidName } from '../util/names.js';
 import { nameSchema } from '../util/schemas.js';
 import { MAX_REASON_LENGTH, publicAccessView } from './access.js';
@@ -83,6 +84,7 @@ export interface RouteSpec {
 
 const ALL_ROLES = ROLES;
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+const isoAt = (t: number): string => new Date(t).toISOString();
 
 function parseTime(text: string | undefined, what: string): number | undefined {
   if (text === undefined) return undefined;
@@ -96,7 +98,7 @@ function parseTime(text: string | undefined, what: string): number | undefined {
   return t;
 }
 
-export function deviceView(services: HubServices, d: DeviceRecord): Record<string, unknown> {
+export function deviceView(services: HubServices, d: DeviceRecord): DeviceView {
   const link = services.registry.get(d.name);
   return {
     name: d.name,
@@ -108,13 +110,13 @@ export function deviceView(services: HubServices, d: DeviceRecord): Record<strin
     agentVersion: link?.agentVersion ?? d.agentVersion,
     target: link?.target ?? null,
     remoteAddress: link?.remoteAddress ?? d.remoteAddress,
-    createdAt: iso(d.createdAt),
+    createdAt: isoAt(d.createdAt),
     enrolledAt: iso(d.enrolledAt),
     activeStreams: services.relay.countForDevice(d.name),
   };
 }
 
-function auditView(r: AuditRecord): Record<string, unknown> {
+function auditView(r: AuditRecord): AuditView {
   return { seq: r.seq, ts: new Date(r.ts).toISOString(), actor: r.actor, action: r.action, device: r.device, details: r.details, prevHash: r.prevHash, hash: r.hash };
 }
 
@@ -296,7 +298,7 @@ export const ROUTES: RouteSpec[] = [
     handle: async (s, { res, principal }) => {
       const live = s.relay.list().filter((x) => principal.role !== 'operator' || x.principal === principal.name);
       sendJson(res, 200, {
-        sessions: live.map((x) => ({ ...x, startedAt: iso(x.startedAt), grantEndsAt: iso(x.grantEndsAt) })),
+        sessions: live.map((x): SessionView => ({ ...x, startedAt: isoAt(x.startedAt), grantEndsAt: iso(x.grantEndsAt) })),
       });
     },
   },
@@ -314,7 +316,7 @@ export const ROUTES: RouteSpec[] = [
   {
     method: 'GET', path: '/v1/users', summary: 'List principals (never their tokens)', roles: ['admin', 'auditor'],
     handle: async (s, { res }) => sendJson(res, 200, {
-      users: (await s.store.listPrincipals()).map((p) => ({ name: p.name, role: p.role, createdAt: iso(p.createdAt), tokenCreatedAt: iso(p.tokenCreatedAt) })),
+      users: (await s.store.listPrincipals()).map((p): UserView => ({ name: p.name, role: p.role, createdAt: isoAt(p.createdAt), tokenCreatedAt: isoAt(p.tokenCreatedAt) })),
     }),
   },
   {

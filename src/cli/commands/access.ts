@@ -4,22 +4,8 @@ import { formatDuration, parseDuration } from '../../util/duration.js';
 import { assertValidName } from '../../util/names.js';
 import { addHubFlags, withHub, type HubFlags } from '../context.js';
 import { printJson, printTable, shortTime } from '../output.js';
+import type { AccessView } from '../../protocol/api-types.js';
 
-interface AccessView {
-  id: string;
-  principal: string;
-  device: string;
-  status: string;
-  active: boolean;
-  reason: string;
-  durationMs: number;
-  createdAt: string;
-  requestExpiresAt: string;
-  reviewedBy: string | null;
-  reviewNote: string | null;
-  autoApproved: boolean;
-  grantEndsAt: string | null;
-}
 
 const ID = /^ar_[0-9a-f]{16}$/;
 function checkId(id: string): string {

@@ -4,15 +4,8 @@ import { DrawbridgeError } from '../../errors.js';
 import type { HubClient } from '../../client/hub-client.js';
 import { addHubFlags, withHub, type HubFlags } from '../context.js';
 import { printJson, printTable, shortTime } from '../output.js';
+import type { AuditView } from '../../protocol/api-types.js';
 
-interface AuditView {
-  seq: number;
-  ts: string;
-  actor: string;
-  action: string;
-  device: string | null;
-  details: Record<string, unknown>;
-}
 
 interface FilterFlags {
   device?: string;

@@ -4,18 +4,8 @@ import { parseDuration } from '../../util/duration.js';
 import { assertValidName } from '../../util/names.js';
 import { addHubFlags, collect, withHub, type HubFlags } from '../context.js';
 import { printJson, printTable, shortTime } from '../output.js';
+import type { DeviceView, EnrollmentTokenView } from '../../protocol/api-types.js';
 
-interface DeviceView {
-  name: string;
-  tags: Record<string, string>;
-  enabled: boolean;
-  enrolled: boolean;
-  online: boolean;
-  lastSeenAt: string | null;
-  agentVersion: string | null;
-  remoteAddress: string | null;
-  activeStreams: number;
-}
 
 function parseTags(pairs: string[] = []): Record<string, string> {
   const tags: Record<string, string> = {};
@@ -51,7 +41,7 @@ export function devicesCommand(): Command {
   ).action(async (name: string, opts: HubFlags & { tag: string[]; ttl: string; json?: boolean }) => {
     assertValidName(name, 'device name');
     const body = { name, tags: parseTags(opts.tag), enrollmentTtlMs: ttlMs(opts.ttl) };
-    const result = await withHub(opts, (c) => c.request<{ name: string; enrollmentToken: string; expiresAt: string }>('POST', '/v1/devices', body));
+    const result = await withHub(opts, (c) => c.request<EnrollmentTokenView>('POST', '/v1/devices', body));
     if (opts.json) return printJson(result);
     process.stdout.write(
       `device "${result.name}" registered. Enrollment token (works once, expires ${shortTime(result.expiresAt)}):\n\n` +
@@ -67,7 +57,7 @@ export function devicesCommand(): Command {
       .option('--json', 'JSON output'),
   ).action(async (name: string, opts: HubFlags & { ttl: string; json?: boolean }) => {
     assertValidName(name, 'device name');
-    const result = await withHub(opts, (c) => c.request<{ name: string; enrollmentToken: string; expiresAt: string }>('POST', `/v1/devices/${name}/enrollments`, { enrollmentTtlMs: ttlMs(opts.ttl) }));
+    const result = await withHub(opts, (c) => c.request<EnrollmentTokenView>('POST', `/v1/devices/${name}/enrollments`, { enrollmentTtlMs: ttlMs(opts.ttl) }));
     if (opts.json) return printJson(result);
     process.stdout.write(`${result.enrollmentToken}\n`);
   });
@@ -86,7 +76,7 @@ export function devicesCommand(): Command {
   addHubFlags(devices.command('show').description('show one virtual device').argument('<name>').option('--json', 'JSON output')).action(
     async (name: string, opts: HubFlags & { json?: boolean }) => {
       assertValidName(name, 'device name');
-      const d = await withHub(opts, (c) => c.request<DeviceView & Record<string, unknown>>('GET', `/v1/devices/${name}`));
+      const d = await withHub(opts, (c) => c.request<DeviceView>('GET', `/v1/devices/${name}`));
       if (opts.json) return printJson(d);
       for (const [k, v] of Object.entries(d)) {
         process.stdout.write(`${k.padEnd(14)} ${k === 'tags' ? tagText(v as Record<string, string>) || '-' : v === null ? '-' : String(v)}\n`);

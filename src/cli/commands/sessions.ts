@@ -2,19 +2,8 @@ import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
 import { addHubFlags, withHub, type HubFlags } from '../context.js';
 import { formatBytes, printJson, printTable, shortTime } from '../output.js';
+import type { SessionView } from '../../protocol/api-types.js';
 
-interface SessionView {
-  id: string;
-  principal: string;
-  device: string;
-  target: string | null;
-  clientAddress: string;
-  startedAt: string;
-  joined: boolean;
-  bytesToDevice: number;
-  bytesFromDevice: number;
-  grantId: string | null;
-}
 
 export function sessionsCommand(): Command {
   const sessions = new Command('sessions').description('live streams');

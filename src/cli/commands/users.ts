@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
+import type { UserView } from '../../protocol/api-types.js';
 import { ROLES, type Role } from '../../store/store.js';
 import { assertValidName } from '../../util/names.js';
 import { addHubFlags, withHub, type HubFlags } from '../context.js';
@@ -22,7 +23,7 @@ export function usersCommand(): Command {
   });
 
   addHubFlags(users.command('list').description('list principals').option('--json', 'JSON output')).action(async (opts: HubFlags & { json?: boolean }) => {
-    const { users: list } = await withHub(opts, (c) => c.request<{ users: { name: string; role: string; createdAt: string; tokenCreatedAt: string }[] }>('GET', '/v1/users'));
+    const { users: list } = await withHub(opts, (c) => c.request<{ users: UserView[] }>('GET', '/v1/users'));
     if (opts.json) return printJson(list);
     printTable(['name', 'role', 'created', 'token issued'], list.map((u) => [u.name, u.role, shortTime(u.createdAt), shortTime(u.tokenCreatedAt)]));
   });
