@@ -1,21 +1,25 @@
 /**
- * How a client or agent trusts the hub. With a CA pin we fetch the hub's CA certificate
+ * How a client or agent trusts the hub. With a CA pin we fetch the pinned certificate
  * once, check that the SHA-256 of its DER equals the pin, cache it, and from then on
- * verify every connection against that CA alone. The pin anchors trust, so the host
- * name in the URL need not appear in the certificate. Without a pin, the system trust
- * store and normal host name checks apply.
+ * accept a connection only if its verified chain contains that certificate. The pin
+ * anchors trust, so the host name in the URL need not appear in the certificate. The
+ * system roots are trust anchors too, only so that a pinned *intermediate* (a hub run with
+ * --tls-cert from a public CA) can chain to its root; the pin check still decides.
+ * Without a pin, the system trust store and normal host name checks apply.
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
+import { createSecureContext, rootCertificates, type ConnectionOptions, type PeerCertificate, type SecureContext } from 'node:tls';
 import { DrawbridgeError } from '../errors.js';
 import { writeFileAtomic } from '../util/files.js';
 
 export interface HubTrust {
   /** PEM of the pinned CA; undefined means the system trust store */
   caPem?: string;
+  /** its pin, sha256:HEX */
+  caPin?: string;
 }
 
 export function pinOf(pem: string): string {
@@ -39,12 +43,33 @@ const secureContexts = new Map<string, SecureContext>();
 
 export function tlsOptions(trust: HubTrust): ConnectionOptions {
   if (!trust.caPem) return { rejectUnauthorized: true };
+  const pin = trust.caPin ?? pinOf(trust.caPem);
   let secureContext = secureContexts.get(trust.caPem);
   if (!secureContext) {
-    secureContext = createSecureContext({ ca: trust.caPem });
+    secureContext = createSecureContext({ ca: [trust.caPem, ...rootCertificates] });
     secureContexts.set(trust.caPem, secureContext);
   }
-  return { ca: trust.caPem, secureContext, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  return {
+    secureContext,
+    rejectUnauthorized: true,
+    checkServerIdentity: (_host, certificate) =>
+      chainContainsPin(certificate, pin)
+        ? undefined
+        : Object.assign(new Error(`the hub's certificate chain does not contain the pinned CA ${pin}`), { code: 'ERR_TLS_PIN_MISMATCH' }),
+  };
+}
+
+/** Walks the verified chain (leaf to root) looking for the pinned certificate. */
+export function chainContainsPin(certificate: PeerCertificate, pin: string): boolean {
+  const wanted = pin.slice('sha256:'.length);
+  let current: (PeerCertificate & { issuerCertificate?: PeerCertificate }) | undefined = certificate;
+  for (let depth = 0; current && depth < 10; depth++) {
+    if (current.fingerprint256?.replace(/:/g, '').toLowerCase() === wanted) return true;
+    const issuer: PeerCertificate | undefined = (current as { issuerCertificate?: PeerCertificate }).issuerCertificate;
+    if (!issuer || issuer === current) break;
+    current = issuer;
+  }
+  return false;
 }
 
 /** Fetches /v1/ca.pem without trusting the connection, then trusts it only if it matches the pin. */
@@ -90,9 +115,9 @@ export async function resolveTrust(hubUrl: string, pin: string | undefined, cach
   const file = cacheDir ? join(cacheDir, `ca-${normalized.slice(7, 23)}.pem`) : undefined;
   if (file && existsSync(file)) {
     const pem = readFileSync(file, 'utf8');
-    if (pinOf(pem) === normalized) return { caPem: pem };
+    if (pinOf(pem) === normalized) return { caPem: pem, caPin: normalized };
   }
   const pem = await fetchPinnedCa(hubUrl, normalized);
   if (file) writeFileAtomic(file, pem, 0o644);
-  return { caPem: pem };
+  return { caPem: pem, caPin: normalized };
 }
