@@ -48,7 +48,8 @@ export class HubClient {
     this.hubUrl = credentials.hubUrl;
     this.token = credentials.token;
     this.trust = trust;
-    this.agent = new Agent({ keepAlive: true, maxSockets: 16, ...tlsOptions(trust) });
+    // Idle sockets are dropped after 30 s, well before the hub's 65 s keep-alive timeout.
+    this.agent = new Agent({ keepAlive: true, maxSockets: 16, timeout: 30_000, ...tlsOptions(trust) });
     this.streamAgent = new Agent({ keepAlive: false, maxCachedSessions: 256, ...tlsOptions(trust) });
   }
 
@@ -76,6 +77,17 @@ export class HubClient {
 
   /** Streams a text response (JSON Lines export) line by line. */
   async raw(method: string, path: string, body?: unknown, onChunk?: (chunk: Buffer) => void): Promise<{ status: number; text: string }> {
+    try {
+      return await this.rawOnce(method, path, body, onChunk);
+    } catch (error) {
+      // A kept-alive socket the hub closed while idle fails the next request before the hub
+      // saw it; that request is safe to send again, once, on a fresh socket.
+      if ((error as { staleSocket?: boolean }).staleSocket) return this.rawOnce(method, path, body, onChunk);
+      throw error;
+    }
+  }
+
+  private rawOnce(method: string, path: string, body?: unknown, onChunk?: (chunk: Buffer) => void): Promise<{ status: number; text: string }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const url = new URL(path, this.hubUrl);
     return new Promise((resolve, reject) => {
@@ -102,7 +114,10 @@ export class HubClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error('request timed out')));
-      req.on('error', (error) => reject(connectionError(this.hubUrl, error)));
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        const stale = req.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
+        reject(stale ? Object.assign(error, { staleSocket: true }) : connectionError(this.hubUrl, error));
+      });
       req.end(payload);
     });
   }
