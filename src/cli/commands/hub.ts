@@ -34,7 +34,8 @@ export function hubCommand(): Command {
         ...(opts.config ? { configFile: opts.config } : {}),
       });
       const out = process.stdout;
-      out.write(`drawbridge hub listening on ${hub.url} (public URL ${hub.publicUrl})\n`);
+      const bound = host.includes(':') ? `[${host}]` : host;
+      out.write(`drawbridge hub listening on https://${bound}:${hub.port} (public URL ${hub.publicUrl})\n`);
       out.write(`data directory: ${hub.dataDir}\n`);
       out.write(`CA pin: ${hub.caPin}\n`);
       if (hub.bootstrapAdminToken) {
