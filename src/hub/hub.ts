@@ -150,7 +150,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     const url = new URL(req.url ?? '/', 'https://hub.invalid');
     const run = async (): Promise<void> => {
       if (req.method === 'GET' && url.pathname === '/healthz') {
-        sendJson(res, 200, { status: 'ok', version: VERSION, devicesOnline: registry.size, activeStreams: relay.list().length });
+        sendJson(res, 200, { status: 'ok', version: VERSION, devicesOnline: registry.size, activeStreams: relay.size });
         return;
       }
       if (req.method === 'GET' && url.pathname === '/metrics') {

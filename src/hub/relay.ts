@@ -61,6 +61,8 @@ export interface LiveSession extends StreamInfo {
 
 export class Relay {
   private readonly streams = new Map<string, StreamState>();
+  /** Open streams per device, kept alongside `streams` so listings and caps are O(1). */
+  private readonly perDevice = new Map<string, number>();
   private pending = 0;
 
   constructor(
@@ -71,14 +73,13 @@ export class Relay {
     private readonly now: () => number = Date.now,
   ) {}
 
-  get pendingCount(): number {
-    return this.pending;
+  /** Streams requested or open */
+  get size(): number {
+    return this.streams.size;
   }
 
   countForDevice(device: string): number {
-    let n = 0;
-    for (const s of this.streams.values()) if (s.device === device) n++;
-    return n;
+    return this.perDevice.get(device) ?? 0;
   }
 
   /**
@@ -129,6 +130,7 @@ export class Relay {
     };
     state.timer.unref();
     this.streams.set(id, state);
+    this.perDevice.set(info.device, this.countForDevice(info.device) + 1);
     this.pending++;
     this.metrics.pendingStreams.set(this.pending);
     return { streamId: id, clientToken, agentToken, expiresAt };
@@ -253,6 +255,9 @@ export class Relay {
     state.ended = true;
     clearTimeout(state.timer);
     this.streams.delete(streamId);
+    const remaining = this.countForDevice(state.device) - 1;
+    if (remaining > 0) this.perDevice.set(state.device, remaining);
+    else this.perDevice.delete(state.device);
     if (state.joined) this.metrics.activeStreams.dec();
     else {
       this.pending--;
