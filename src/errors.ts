@@ -104,6 +104,11 @@ export function closeReason(code: ErrorCode, message: string): string {
   return bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD+$/, '') + '...';
 }
 
+/** Closes a WebSocket with the error's own close code and a reason that names the code. */
+export function closeWithError(ws: { close(code: number, reason: string): void }, code: ErrorCode, message?: string): void {
+  ws.close(ERRORS[code].closeCode, closeReason(code, message ?? ERRORS[code].message));
+}
+
 /** Parse a close reason produced by closeReason(). */
 export function parseCloseReason(reason: string): { code?: ErrorCode; message: string } {
   const match = /^([A-Z_]+): (.*)$/s.exec(reason);

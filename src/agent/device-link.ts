@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
-import { closeReason, parseCloseReason, type ErrorCode } from '../errors.js';
+import { closeWithError, parseCloseReason, type ErrorCode } from '../errors.js';
 import {
   authPayload,
   CONTROL_MAX_PAYLOAD_BYTES,
@@ -145,7 +145,7 @@ export class DeviceLink {
         message = decodeHubMessage(data, isBinary);
       } catch (error) {
         this.logger.warn({ device: this.device.name, err: (error as Error).message }, 'invalid message from hub');
-        ws.close(1008, closeReason('PROTOCOL_ERROR', (error as Error).message));
+        closeWithError(ws, 'PROTOCOL_ERROR', (error as Error).message);
         return;
       }
       switch (message.type) {
@@ -165,7 +165,7 @@ export class DeviceLink {
           break;
         case 'stream.open':
           if (!authenticated) {
-            ws.close(1008, closeReason('PROTOCOL_ERROR', 'stream request before authentication'));
+            closeWithError(ws, 'PROTOCOL_ERROR', 'stream request before authentication');
             return;
           }
           this.openStream(message);

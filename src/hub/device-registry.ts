@@ -6,7 +6,7 @@
 import { createPublicKey, randomBytes, verify } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
-import { closeReason, DrawbridgeError, type ErrorCode } from '../errors.js';
+import { closeReason, closeWithError, DrawbridgeError, type ErrorCode } from '../errors.js';
 import {
   authPayload,
   decodeAgentMessage,
@@ -194,7 +194,7 @@ export class DeviceRegistry {
   private register(ws: WebSocket, auth: Extract<AgentMessage, { type: 'auth' }>, source: string): void {
     const previous = this.links.get(auth.device);
     if (previous) {
-      previous.ws.close(4411, closeReason('DEVICE_REPLACED', 'a newer connection for this device took over'));
+      closeWithError(previous.ws, 'DEVICE_REPLACED', 'a newer connection for this device took over');
       this.remove(previous);
     }
     const link: LinkState = {
@@ -220,7 +220,7 @@ export class DeviceRegistry {
         message = decodeAgentMessage(data, isBinary);
       } catch (error) {
         this.logger.warn({ device: auth.device, err: (error as Error).message }, 'protocol error on control link');
-        ws.close(1008, closeReason('PROTOCOL_ERROR', (error as Error).message));
+        closeWithError(ws, 'PROTOCOL_ERROR', (error as Error).message);
         return;
       }
       if (message.type === 'stream.reject') {
@@ -229,7 +229,7 @@ export class DeviceRegistry {
           : 'INTERNAL') as ErrorCode;
         this.events.onStreamReject(auth.device, message.streamId, code, message.message);
       } else {
-        ws.close(1008, closeReason('PROTOCOL_ERROR', 'already authenticated'));
+        closeWithError(ws, 'PROTOCOL_ERROR', 'already authenticated');
       }
     });
     ws.once('close', () => this.remove(link));

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type WebSocket from 'ws';
-import { closeReason, DrawbridgeError, errorCodeForClose, parseCloseReason, type ErrorCode } from '../errors.js';
+import { closeReason, closeWithError, DrawbridgeError, errorCodeForClose, parseCloseReason, type ErrorCode } from '../errors.js';
 import { EOF_FRAME } from '../protocol/messages.js';
 import { hashSecret, secretMatches } from '../protocol/tokens.js';
 import type { Logger } from '../util/logger.js';
@@ -154,7 +154,7 @@ export class Relay {
   attach(streamId: string, side: Side, ws: WebSocket): void {
     const state = this.streams.get(streamId);
     if (!state || state.ended) {
-      ws.close(4401, closeReason('RENDEZVOUS_INVALID', 'the stream has ended'));
+      closeWithError(ws, 'RENDEZVOUS_INVALID', 'the stream has ended');
       return;
     }
     state.sockets[side] = ws;
