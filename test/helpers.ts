@@ -359,6 +359,7 @@ export function hubCa(hub: HubProcess): string {
 
 export interface HubResponse {
   status: number;
+  headers: Record<string, string | string[] | undefined>;
   text: string;
   /** Parsed JSON body, or undefined when the body is not JSON */
   json: unknown;
@@ -373,7 +374,7 @@ export function hubRequest(
   hub: HubProcess,
   method: string,
   path: string,
-  options: { body?: unknown; token?: string | null; headers?: Record<string, string>; chunked?: boolean } = {},
+  options: { body?: unknown; token?: string | null; headers?: Record<string, string>; chunked?: boolean; localAddress?: string } = {},
 ): Promise<HubResponse> {
   const payload =
     options.body === undefined ? undefined : Buffer.isBuffer(options.body) ? options.body : Buffer.from(typeof options.body === 'string' ? options.body : JSON.stringify(options.body));
@@ -385,6 +386,8 @@ export function hubRequest(
         method,
         ca: hubCa(hub),
         checkServerIdentity: () => undefined,
+        agent: false,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
         headers: {
           ...(token ? { authorization: `Bearer ${token}` } : {}),
           ...(payload ? { 'content-type': 'application/json' } : {}),
@@ -404,7 +407,7 @@ export function hubRequest(
           } catch {
             json = undefined;
           }
-          resolve({ status: res.statusCode ?? 0, text, json });
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
         });
       },
     );

@@ -4,11 +4,8 @@
  * TCP socket held open through a tunnel so a test can watch when the hub ends it.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { runCli, spawnCli, waitFor, type CliResult, type HubProcess } from './helpers.js';
+import { hubRequest, runCli, spawnCli, waitFor, type CliResult, type HubProcess } from './helpers.js';
 
 /** Environment that makes CLI calls act as the holder of `token` against `hub`. */
 export function as(hub: HubProcess, token: string): Record<string, string> {
@@ -52,7 +49,7 @@ export interface ApiAnswer {
 }
 
 /** One HTTPS request to the hub, trusting only its CA; `localAddress` picks the source address. */
-export function api(
+export async function api(
   hub: HubProcess,
   token: string | undefined,
   method: string,
@@ -60,40 +57,8 @@ export function api(
   body?: unknown,
   options: { localAddress?: string } = {},
 ): Promise<ApiAnswer> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port: hub.port,
-        method,
-        path,
-        ca: readFileSync(join(hub.dataDir, 'ca.pem')),
-        agent: false,
-        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
-        headers: {
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let parsed: unknown = undefined;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            parsed = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed, text });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
+  const answer = await hubRequest(hub, method, path, { body, token: token ?? null, ...options });
+  return { status: answer.status, headers: answer.headers, body: answer.json, text: answer.text };
 }
 
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
-import { durationSchema, nameSchema } from '../util/schemas.js';
+import { durationSchema, issuesText, nameSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
 import { configDir } from '../client/credentials.js';
 import { writeFileAtomic } from '../util/files.js';
@@ -83,8 +83,7 @@ export function loadAgentConfig(path: string, options: { allowMissing?: boolean 
   }
   const result = AgentConfigSchema.safeParse(value ?? {});
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-    throw new DrawbridgeError('CONFIG_INVALID', `${path} is invalid: ${lines.join('; ')}`);
+    throw new DrawbridgeError('CONFIG_INVALID', `${path} is invalid: ${issuesText(result.error)}`);
   }
   const names = new Set<string>();
   for (const device of result.data.devices) {

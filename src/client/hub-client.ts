@@ -53,6 +53,7 @@ export class HubClient {
     this.streamAgent = new Agent({ keepAlive: false, maxCachedSessions: 256, ...tlsOptions(trust) });
   }
 
+  /** `credentials.token` may be empty for the unauthenticated calls (enrollment). */
   static async connect(credentials: Credentials, options: { cacheDir?: string } = {}): Promise<HubClient> {
     const trust = await resolveTrust(credentials.hubUrl, credentials.caPin, options.cacheDir ?? configDir());
     return new HubClient(credentials, trust);
@@ -97,7 +98,7 @@ export class HubClient {
           method,
           agent: this.agent,
           headers: {
-            authorization: `Bearer ${this.token}`,
+            ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
             accept: 'application/json',
             ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
           },

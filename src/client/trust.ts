@@ -11,7 +11,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { createSecureContext, rootCertificates, type ConnectionOptions, type PeerCertificate, type SecureContext } from 'node:tls';
+import { createSecureContext, rootCertificates, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import { DrawbridgeError } from '../errors.js';
 import { writeFileAtomic } from '../util/files.js';
 
@@ -35,28 +35,28 @@ export function normalizePin(pin: string): string {
 }
 
 /**
- * One TLS context per pinned CA. Without it every connection builds its own (parsing the
- * CA into a fresh trust store: about 0.6 ms of CPU, measured by bench/), and an agent or
- * client opens a new TLS connection for every stream.
+ * One set of TLS options (and so one TLS context) per pinned CA. Without it every
+ * connection builds its own context (parsing the trust store: about 0.6 ms of CPU,
+ * measured by bench/), and an agent or client opens a new TLS connection for every stream.
  */
-const secureContexts = new Map<string, SecureContext>();
+const pinnedOptions = new Map<string, ConnectionOptions>();
 
 export function tlsOptions(trust: HubTrust): ConnectionOptions {
   if (!trust.caPem) return { rejectUnauthorized: true };
-  const pin = trust.caPin ?? pinOf(trust.caPem);
-  let secureContext = secureContexts.get(trust.caPem);
-  if (!secureContext) {
-    secureContext = createSecureContext({ ca: [trust.caPem, ...rootCertificates] });
-    secureContexts.set(trust.caPem, secureContext);
+  let options = pinnedOptions.get(trust.caPem);
+  if (!options) {
+    const pin = trust.caPin ?? pinOf(trust.caPem);
+    options = {
+      secureContext: createSecureContext({ ca: [trust.caPem, ...rootCertificates] }),
+      rejectUnauthorized: true,
+      checkServerIdentity: (_host, certificate) =>
+        chainContainsPin(certificate, pin)
+          ? undefined
+          : Object.assign(new Error(`the hub's certificate chain does not contain the pinned CA ${pin}`), { code: 'ERR_TLS_PIN_MISMATCH' }),
+    };
+    pinnedOptions.set(trust.caPem, options);
   }
-  return {
-    secureContext,
-    rejectUnauthorized: true,
-    checkServerIdentity: (_host, certificate) =>
-      chainContainsPin(certificate, pin)
-        ? undefined
-        : Object.assign(new Error(`the hub's certificate chain does not contain the pinned CA ${pin}`), { code: 'ERR_TLS_PIN_MISMATCH' }),
-  };
+  return options;
 }
 
 /** Walks the verified chain (leaf to root) looking for the pinned certificate. */

@@ -4,6 +4,7 @@
  * ssh's ProxyCommand.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { DrawbridgeError } from '../errors.js';
 import { bridge, type BridgeResult } from '../stream/bridge.js';
 import type { HubClient } from './hub-client.js';
@@ -85,18 +86,8 @@ export async function openTunnel(options: TunnelOptions): Promise<TunnelHandle> 
 }
 
 /** One stream on stdin/stdout. Resolves with the error that ended it, if any. */
-export async function runProxy(
-  client: HubClient,
-  device: string,
-  input: NodeJS.ReadableStream & { pause(): void; resume(): void },
-  output: NodeJS.WritableStream,
-): Promise<DrawbridgeError | undefined> {
+export async function runProxy(client: HubClient, device: string, input: Readable, output: Writable): Promise<DrawbridgeError | undefined> {
   const { ws } = await client.openStream(device);
-  const result = await bridge({
-    ws,
-    input: input as unknown as import('node:stream').Readable,
-    output: output as unknown as import('node:stream').Writable,
-    destroyLocal: () => input.pause(),
-  });
+  const result = await bridge({ ws, input, output, destroyLocal: () => input.pause() });
   return errorFromClose(result.closeCode, result.errorCode ? `${result.errorCode}: ${result.message}` : result.message);
 }

@@ -12,7 +12,7 @@ import { startAgent, type AgentHandle } from '../agent/agent.js';
 import { enrollDevice } from '../agent/enroll.js';
 import { HubClient } from '../client/hub-client.js';
 import { openTunnel, type TunnelHandle } from '../client/tunnel.js';
-import { startHub, type HubHandle } from '../hub/hub.js';
+import { readAdminToken, startHub, type HubHandle } from '../hub/hub.js';
 import { createLogger } from '../util/logger.js';
 import { DIAGNOSTICS_MARKER, startDiagnosticsServer } from './diagnostics-server.js';
 
@@ -61,7 +61,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoHandle> {
     cleanups.push(() => portal.close());
     out(`2. device web portal (stand-in) on 127.0.0.1:${portal.port}`);
 
-    const adminToken = hub.bootstrapAdminToken ?? (await import('../hub/hub.js')).readAdminToken(hub.dataDir);
+    const adminToken = hub.bootstrapAdminToken ?? readAdminToken(hub.dataDir);
     const client = await HubClient.connect({ hubUrl: hub.url, token: adminToken, caPin: hub.caPin }, { cacheDir: join(dataDir, 'client') });
     cleanups.push(async () => client.close());
     const device = 'demo-plc-web';

@@ -21,7 +21,7 @@ import { assertValidName } from '../util/names.js';
 import { nameSchema } from '../util/schemas.js';
 import { MAX_REASON_LENGTH, publicAccessView } from './access.js';
 import { clientAddress, readJson, sendJson, validate, type Params } from './http.js';
-import { requireRole, type Principal } from './principals.js';
+import { ANONYMOUS, requireRole, type Principal } from './principals.js';
 import type { HubServices } from './services.js';
 
 const tagsSchema = z
@@ -477,7 +477,7 @@ export async function handleApi(services: HubServices, req: IncomingMessage, res
     return false;
   }
   const params = matchPath(route.path, url.pathname) as Params;
-  let principal: Principal = { name: 'anonymous', role: 'auditor', tokenId: '' };
+  let principal: Principal = ANONYMOUS;
   if (route.roles) {
     principal = await services.auth.authenticate(req);
     requireRole(principal, route.roles, `${route.method} ${route.path}`);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { durationSchema } from '../util/schemas.js';
+import { durationSchema, issuesText } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
 
 const duration = durationSchema;
@@ -73,8 +73,7 @@ export function defaultHubConfig(): HubConfig {
 export function parseHubConfig(value: unknown, source: string): HubConfig {
   const result = HubConfigSchema.safeParse(value ?? {});
   if (result.success) return result.data;
-  const lines = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-  throw new DrawbridgeError('CONFIG_INVALID', `${source} is invalid: ${lines.join('; ')}`);
+  throw new DrawbridgeError('CONFIG_INVALID', `${source} is invalid: ${issuesText(result.error)}`);
 }
 
 export function loadHubConfigFile(path: string): HubConfig {

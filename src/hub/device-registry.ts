@@ -17,6 +17,7 @@ import {
 import type { Logger } from '../util/logger.js';
 import type { Store } from '../store/store.js';
 import type { HubConfig } from './config.js';
+import { clientAddress } from './http.js';
 import type { HubMetrics } from './metrics.js';
 
 export interface DeviceLink {
@@ -115,7 +116,7 @@ export class DeviceRegistry {
 
   /** Runs the challenge-response handshake on a freshly upgraded control socket. */
   accept(ws: WebSocket, req: IncomingMessage): void {
-    const source = req.socket.remoteAddress ?? 'unknown';
+    const source = clientAddress(req);
     const nonce = randomBytes(32).toString('base64url');
     this.pendingHandshakes++;
     let settled = false;
@@ -149,7 +150,7 @@ export class DeviceRegistry {
         fail('PROTOCOL_ERROR', `expected "auth", got "${message.type}"`);
         return;
       }
-      this.authenticate(message, nonce, source).then(
+      this.authenticate(message, nonce).then(
         (result) => {
           if (settled) return; // timed out or closed meanwhile
           if ('error' in result) {
@@ -173,7 +174,6 @@ export class DeviceRegistry {
   private async authenticate(
     message: Extract<AgentMessage, { type: 'auth' }>,
     nonce: string,
-    _source: string,
   ): Promise<{ ok: true } | { error: ErrorCode; message: string }> {
     const device = await this.store.getDevice(message.device);
     if (!device) return { error: 'UNKNOWN_DEVICE', message: `unknown device "${message.device}"` };

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { DrawbridgeError } from '../errors.js';
+import { describeIssues, issuesText } from '../util/schemas.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -67,17 +68,16 @@ export async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): P
 export function validate<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => ({
-    path: [where, ...issue.path.map(String)].join('.'),
-    message: issue.message,
-  }));
-  throw new DrawbridgeError(
-    'VALIDATION_FAILED',
-    issues.map((i) => `${i.path}: ${i.message}`).join('; '),
-    { details: issues },
-  );
+  throw new DrawbridgeError('VALIDATION_FAILED', issuesText(result.error, where), { details: describeIssues(result.error, where) });
 }
 
 export function clientAddress(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? 'unknown';
+}
+
+/** The token of an `Authorization: Bearer ...` header, or undefined. */
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+  return token || undefined;
 }

@@ -23,7 +23,7 @@ import { handleApi } from './api.js';
 import { ensureHubPki, loadUserTls } from './certificates.js';
 import { defaultHubConfig, loadHubConfigFile, type HubConfig } from './config.js';
 import { DeviceRegistry } from './device-registry.js';
-import { sendError, sendJson } from './http.js';
+import { bearerToken, clientAddress, sendError, sendJson } from './http.js';
 import { HubMetrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
 import { PrincipalAuth, requireRole } from './principals.js';
@@ -208,7 +208,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
-    const source = req.socket.remoteAddress ?? 'unknown';
+    const source = clientAddress(req);
     const url = new URL(req.url ?? '/', 'https://hub.invalid');
     try {
       auth.checkLimit(source);
@@ -227,8 +227,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     }
     const stream = /^\/v1\/streams\/([0-9a-f]{32})\/(client|agent)$/.exec(url.pathname);
     if (stream) {
-      const header = req.headers.authorization;
-      const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+      const token = bearerToken(req) ?? '';
       const streamId = stream[1] as string;
       const side = stream[2] as Side;
       const refusal = relay.claim(streamId, side, token);

@@ -8,14 +8,18 @@ import { DrawbridgeError } from '../errors.js';
 import { parseApiToken, secretMatches } from '../protocol/tokens.js';
 import type { PrincipalRecord, Role, Store } from '../store/store.js';
 import type { Logger } from '../util/logger.js';
+import { bearerToken, clientAddress } from './http.js';
 import type { HubMetrics } from './metrics.js';
 import type { AuthFailureLimiter } from './rate-limiter.js';
 
 export interface Principal {
   name: string;
-  role: Role;
+  /** 'anonymous' on the few routes that take no token: it passes no role check. */
+  role: Role | 'anonymous';
   tokenId: string;
 }
+
+export const ANONYMOUS: Principal = Object.freeze({ name: 'anonymous', role: 'anonymous', tokenId: '' });
 
 export class PrincipalAuth {
   constructor(
@@ -60,10 +64,9 @@ export class PrincipalAuth {
   }
 
   async authenticate(req: IncomingMessage): Promise<Principal> {
-    const source = req.socket.remoteAddress ?? 'unknown';
+    const source = clientAddress(req);
     this.checkLimit(source);
-    const header = req.headers.authorization;
-    const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    const token = bearerToken(req);
     if (!token) {
       await this.recordFailure(source, 'api', 'no bearer token');
       throw new DrawbridgeError('UNAUTHENTICATED', 'authentication required: send "Authorization: Bearer <token>" (see drawbridge login)');
@@ -92,7 +95,7 @@ const ROLE_TEXT: Record<Role, string> = { admin: 'admin', operator: 'operator', 
 
 /** Throws FORBIDDEN naming the roles that would be allowed. */
 export function requireRole(principal: Principal, allowed: readonly Role[], action: string): void {
-  if (allowed.includes(principal.role)) return;
+  if (principal.role !== 'anonymous' && allowed.includes(principal.role)) return;
   const names = allowed.map((r) => ROLE_TEXT[r]);
   const list = names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
   throw new DrawbridgeError('FORBIDDEN', `${action} needs the ${list} role; "${principal.name}" is ${principal.role}`);

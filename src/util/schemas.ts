@@ -13,5 +13,17 @@ export const durationSchema = z.string().transform((text, ctx) => {
   }
 });
 
+/** Every issue of a failed parse, with its path: "access.maxDuration: invalid duration ...". */
+export function describeIssues(error: z.ZodError, prefix?: string): { path: string; message: string }[] {
+  return error.issues.map((issue) => ({
+    path: [...(prefix ? [prefix] : []), ...issue.path.map(String)].join('.') || '(root)',
+    message: issue.message,
+  }));
+}
+
+export function issuesText(error: z.ZodError, prefix?: string): string {
+  return describeIssues(error, prefix).map((i) => `${i.path}: ${i.message}`).join('; ');
+}
+
 /** Device and user names. */
 export const nameSchema = z.string().regex(NAME_PATTERN, 'must be 1-63 lower-case letters, digits and "-", not starting or ending with "-"');
