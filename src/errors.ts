@@ -56,6 +56,20 @@ export const ERRORS = {
   CONFIG_INVALID: { status: 500, closeCode: 1011, message: 'the configuration is invalid' },
   TLS_PIN_MISMATCH: { status: 495, closeCode: 1015, message: 'the hub certificate does not match the pinned CA' },
   HUB_UNREACHABLE: { status: 503, closeCode: 1006, message: 'cannot reach the hub' },
+  UNSUPPORTED: { status: 400, closeCode: 4400, message: 'not supported by the peer' },
+  LINK_LOST: { status: 503, closeCode: 4432, message: 'the link to the hub was lost' },
+  EDGE_AUTH_FAILED: { status: 401, closeCode: 4401, message: 'edge authentication failed' },
+  EDGE_DISABLED: { status: 409, closeCode: 4413, message: 'the edge is disabled' },
+  EDGE_REMOVED: { status: 410, closeCode: 4414, message: 'the edge was removed' },
+  EDGE_REPLACED: { status: 409, closeCode: 4415, message: 'another connection for this edge took over' },
+  EDGE_NAME_TAKEN: { status: 409, closeCode: 4409, message: 'another edge already has this name' },
+  UNKNOWN_EDGE: { status: 404, closeCode: 4404, message: 'unknown edge' },
+  EDGE_DISCONNECTED: { status: 503, closeCode: 4433, message: "the device's edge agent disconnected" },
+  CLIENT_DISCONNECTED: { status: 503, closeCode: 4434, message: 'the client disconnected' },
+  CONNECTION_RESET: { status: 502, closeCode: 4506, message: 'the connection was reset' },
+  TARGET_CLOSED: { status: 502, closeCode: 4505, message: 'the target closed the connection' },
+  STREAM_IDLE: { status: 408, closeCode: 4435, message: 'the stream was idle longer than the limit' },
+  STREAM_TOO_LONG: { status: 408, closeCode: 4436, message: 'the stream reached its maximum duration' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -46,13 +46,25 @@ export const AgentDeviceSchema = z.strictObject({
 });
 export type AgentDeviceConfig = z.output<typeof AgentDeviceSchema>;
 
+/** The edge's own identity: created at the first enrollment, shared by every device here. */
+export const AgentEdgeSchema = z.strictObject({
+  /** How the hub lists this host (default: its host name at the first enrollment). */
+  name: nameSchema,
+  /** Ed25519 private key (link authentication), relative to the config file's directory */
+  keyFile: z.string().min(1).default('keys/edge.key'),
+  /** X25519 private key (secrets are encrypted to it) */
+  encryptionKeyFile: z.string().min(1).default('keys/edge-x25519.key'),
+});
+export type AgentEdgeConfig = z.output<typeof AgentEdgeSchema>;
+
 export const AgentConfigSchema = z.strictObject({
+  edge: AgentEdgeSchema.optional(),
   devices: z.array(AgentDeviceSchema).default([]),
   limits: z
     .strictObject({
       /** Connecting to the target gives up after this. */
       connectTimeout: duration.prefault('10s'),
-      /** Control links are pinged this often; two missed pongs mean the link is stale. */
+      /** The hub link is pinged this often; a link silent for two intervals is redialled. */
       pingInterval: duration.prefault('10s'),
       /** Reconnect backoff: first delay and cap (full jitter between 0 and the current step). */
       reconnectMinDelay: duration.prefault('500ms'),
@@ -93,11 +105,11 @@ export function loadAgentConfig(path: string, options: { allowMissing?: boolean 
   return result.data;
 }
 
-/** Adds or replaces one device entry, keeping the rest of the file as it was. */
-export function upsertAgentDevice(path: string, device: z.input<typeof AgentDeviceSchema>): void {
+/** Adds or replaces one device entry (and sets the edge section), keeping the rest of the file as it was. */
+export function upsertAgentDevice(path: string, device: z.input<typeof AgentDeviceSchema>, edge?: z.input<typeof AgentEdgeSchema>): void {
   const existing = existsSync(path) ? (parseYaml(readFileSync(path, 'utf8')) as Record<string, unknown> | null) ?? {} : {};
   const devices = Array.isArray(existing['devices']) ? (existing['devices'] as { name?: string }[]) : [];
-  const next = { ...existing, devices: [...devices.filter((d) => d.name !== device.name), device] };
+  const next = { ...existing, ...(edge ? { edge } : {}), devices: [...devices.filter((d) => d.name !== device.name), device] };
   // Validate before writing, so a bad edit never replaces a good file.
   const check = AgentConfigSchema.safeParse(next);
   if (!check.success) throw new DrawbridgeError('CONFIG_INVALID', `refusing to write an invalid config: ${check.error.issues[0]?.message}`);

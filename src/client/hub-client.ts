@@ -1,56 +1,38 @@
 /**
- * The operator's connection to the hub: JSON requests over a keep-alive HTTPS agent and
- * stream WebSockets, both verified against the pinned CA. Hub errors come back as
- * DrawbridgeError with the hub's own code and message.
+ * The operator's connection to the hub: JSON requests over a keep-alive HTTPS agent, and
+ * one link for streams, both verified against the pinned CA and both through HTTPS_PROXY
+ * when the environment says so. Hub errors come back as DrawbridgeError with the hub's own
+ * code and message.
  */
+import type { Agent as HttpAgent } from 'node:http';
 import { Agent, request } from 'node:https';
-import WebSocket from 'ws';
-import { DrawbridgeError, isErrorCode, parseCloseReason } from '../errors.js';
-import { DATA_MAX_PAYLOAD_BYTES } from '../protocol/messages.js';
+import { DrawbridgeError, isErrorCode } from '../errors.js';
+import { proxyAgentFor } from '../transport/proxy.js';
+import { connectionError } from '../transport/upgrade.js';
+import { ClientLink } from './client-link.js';
 import type { Credentials } from './credentials.js';
 import { configDir } from './credentials.js';
 import { resolveTrust, tlsOptions, type HubTrust } from './trust.js';
-
-export interface StreamTicket {
-  streamId: string;
-  rendezvousUrl: string;
-  token: string;
-  expiresAt: string;
-  grant: { id: string; endsAt: string } | null;
-}
-
-/**
- * Stream sockets are never sent from a browser, and always inside TLS, so the RFC 6455
- * client mask (a defence against cache poisoning by hostile scripts) buys nothing here;
- * an all-zero mask lets both ends skip the XOR pass over every byte.
- */
-export const zeroMask = (mask: Buffer): void => {
-  mask.fill(0);
-};
-
-function connectionError(hubUrl: string, error: Error): DrawbridgeError {
-  const code = (error as NodeJS.ErrnoException).code ?? '';
-  if (/CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS/.test(code) || /certificate/i.test(error.message)) {
-    return new DrawbridgeError('TLS_PIN_MISMATCH', `the hub certificate at ${hubUrl} is not trusted (${code || error.message}); pass --ca-pin sha256:HEX from the hub's start-up output`, { cause: error });
-  }
-  return new DrawbridgeError('HUB_UNREACHABLE', `cannot reach the hub at ${hubUrl}: ${code || error.message}`, { cause: error });
-}
 
 export class HubClient {
   readonly hubUrl: string;
   private readonly token: string;
   private readonly trust: HubTrust;
-  private readonly agent: Agent;
-  /** TLS session cache for stream sockets: resumption makes stream setup cheaper. */
-  private readonly streamAgent: Agent;
+  private readonly agent: HttpAgent;
+  private streamLink: ClientLink | undefined;
 
   private constructor(credentials: Credentials, trust: HubTrust) {
     this.hubUrl = credentials.hubUrl;
     this.token = credentials.token;
     this.trust = trust;
     // Idle sockets are dropped after 30 s, well before the hub's 65 s keep-alive timeout.
-    this.agent = new Agent({ keepAlive: true, maxSockets: 16, timeout: 30_000, ...tlsOptions(trust) });
-    this.streamAgent = new Agent({ keepAlive: false, maxCachedSessions: 256, ...tlsOptions(trust) });
+    this.agent = proxyAgentFor(this.hubUrl, { keepAlive: true }) ?? new Agent({ keepAlive: true, maxSockets: 16, timeout: 30_000, ...tlsOptions(trust) });
+  }
+
+  /** The link that carries this client's streams (dialled on first use). */
+  link(): ClientLink {
+    this.streamLink ??= new ClientLink({ hubUrl: this.hubUrl, token: this.token, trust: this.trust });
+    return this.streamLink;
   }
 
   /** `credentials.token` may be empty for the unauthenticated calls (enrollment). */
@@ -61,7 +43,7 @@ export class HubClient {
 
   close(): void {
     this.agent.destroy();
-    this.streamAgent.destroy();
+    void this.streamLink?.close();
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -97,6 +79,7 @@ export class HubClient {
         {
           method,
           agent: this.agent,
+          ...tlsOptions(this.trust),
           headers: {
             ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
             accept: 'application/json',
@@ -123,49 +106,6 @@ export class HubClient {
     });
   }
 
-  /**
-   * Asks the hub for a stream to `device` and dials the rendezvous. Resolves with the open
-   * WebSocket; the hub holds its reads until the device side has joined.
-   */
-  async openStream(device: string): Promise<{ ws: WebSocket; ticket: StreamTicket }> {
-    const ticket = await this.request<StreamTicket>('POST', '/v1/streams', { device });
-    const ws = new WebSocket(ticket.rendezvousUrl, {
-      headers: { authorization: `Bearer ${ticket.token}` },
-      perMessageDeflate: false,
-      maxPayload: DATA_MAX_PAYLOAD_BYTES,
-      skipUTF8Validation: true,
-      generateMask: zeroMask,
-      handshakeTimeout: 15_000,
-      agent: this.streamAgent,
-      ...tlsOptions(this.trust),
-    });
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error): void => reject(connectionError(this.hubUrl, error));
-      ws.once('open', () => {
-        ws.off('error', onError);
-        resolve();
-      });
-      ws.once('error', onError);
-      ws.once('unexpected-response', (_req, res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          } catch {
-            parsed = undefined;
-          }
-          ws.off('error', onError);
-          ws.on('error', () => undefined);
-          // With this listener ws leaves the refused handshake to us: end it, free the socket.
-          ws.terminate();
-          reject(errorFromBody(res.statusCode ?? 0, parsed));
-        });
-      });
-    });
-    return { ws, ticket };
-  }
 }
 
 export function errorFromBody(status: number, body: unknown): DrawbridgeError {
@@ -176,10 +116,4 @@ export function errorFromBody(status: number, body: unknown): DrawbridgeError {
   return new DrawbridgeError('INTERNAL', `the hub answered HTTP ${status}`);
 }
 
-/** Turns a WebSocket close into the error it reports (undefined for a normal close). */
-export function errorFromClose(code: number, reason: string): DrawbridgeError | undefined {
-  if (code === 1000 || code === 1005) return undefined;
-  const parsed = parseCloseReason(reason);
-  if (parsed.code) return new DrawbridgeError(parsed.code, parsed.message);
-  return new DrawbridgeError('HUB_UNREACHABLE', `the stream was cut (WebSocket close ${code}${reason ? `: ${reason}` : ''})`);
-}
+

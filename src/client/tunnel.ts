@@ -1,21 +1,21 @@
 /**
  * Client tunnels: a local TCP listener where every accepted connection becomes its own
  * stream to the device (openTunnel), and a single stream on stdin/stdout (runProxy) for
- * ssh's ProxyCommand.
+ * ssh's ProxyCommand. All streams of a tunnel share the client's one link to the hub.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { DrawbridgeError } from '../errors.js';
-import { bridge, type BridgeResult } from '../stream/bridge.js';
+import type { EndpointResult } from '../stream/endpoint.js';
 import type { HubClient } from './hub-client.js';
-import { errorFromClose } from './hub-client.js';
 
 export interface TunnelEvent {
   type: 'open' | 'close' | 'error';
-  streamId?: string;
+  /** The hub's session id, once open */
+  session?: string;
   remote?: string;
   error?: DrawbridgeError;
-  result?: BridgeResult;
+  result?: EndpointResult;
 }
 
 export interface TunnelOptions {
@@ -34,33 +34,37 @@ export interface TunnelHandle {
   close(): Promise<void>;
 }
 
+/** The error a finished stream reports, or undefined when it ended normally. */
+export function streamError(result: EndpointResult): DrawbridgeError | undefined {
+  if (result.clean || !result.errorCode) return undefined;
+  return new DrawbridgeError(result.errorCode, result.message);
+}
+
 export async function openTunnel(options: TunnelOptions): Promise<TunnelHandle> {
   const { client, device } = options;
   const emit = options.onEvent ?? (() => undefined);
   const sockets = new Set<Socket>();
+  const link = client.link();
   let connections = 0;
 
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
     connections++;
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    // Hold local bytes until the stream exists; they wait in the kernel, not in memory.
-    socket.pause();
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    client.openStream(device).then(
-      async ({ ws, ticket }) => {
-        emit({ type: 'open', streamId: ticket.streamId, remote });
-        socket.resume();
-        const result = await bridge({ ws, input: socket, output: socket, destroyLocal: () => socket.destroy() });
-        const error = errorFromClose(result.closeCode, result.errorCode ? `${result.errorCode}: ${result.message}` : result.message);
-        emit({ type: error ? 'error' : 'close', streamId: ticket.streamId, remote, result, ...(error ? { error } : {}) });
+    const stream = link.open(device, { input: socket, output: socket, destroy: () => socket.resetAndDestroy(), role: 'client' });
+    let session: string | undefined;
+    stream.opened.then(
+      (info) => {
+        session = info.session;
+        emit({ type: 'open', session, remote });
       },
-      (error: unknown) => {
-        socket.destroy();
-        emit({ type: 'error', remote, error: error instanceof DrawbridgeError ? error : new DrawbridgeError('INTERNAL', String(error)) });
-      },
+      () => undefined,
     );
+    void stream.result.then((result) => {
+      const error = streamError(result);
+      emit({ type: error ? 'error' : 'close', remote, result, ...(session ? { session } : {}), ...(error ? { error } : {}) });
+    });
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -87,7 +91,7 @@ export async function openTunnel(options: TunnelOptions): Promise<TunnelHandle> 
 
 /** One stream on stdin/stdout. Resolves with the error that ended it, if any. */
 export async function runProxy(client: HubClient, device: string, input: Readable, output: Writable): Promise<DrawbridgeError | undefined> {
-  const { ws } = await client.openStream(device);
-  const result = await bridge({ ws, input, output, destroyLocal: () => input.pause() });
-  return errorFromClose(result.closeCode, result.errorCode ? `${result.errorCode}: ${result.message}` : result.message);
+  const stream = client.link().open(device, { input, output, destroy: () => input.pause(), role: 'client' });
+  await stream.opened;
+  return streamError(await stream.result);
 }

@@ -15,7 +15,10 @@ import {
   secretMatches,
 } from '../protocol/tokens.js';
 import { AuditChainVerifier } from '../store/audit-chain.js';
-import { ROLES, type AuditRecord, type DeviceRecord, type Role } from '../store/store.js';
+import { ROLES, type AuditRecord, type DeviceRecord, type EdgeRecord, type Role } from '../store/store.js';
+import { edgeIdOf, enrollPayload } from '../protocol/identity.js';
+import { verifySignature } from './edge-registry.js';
+import { EDGE_ROUTES } from './routes/edges.js';
 import type { AuditView, DeviceView, SessionView, UserView } from '../protocol/api-types.js';
 import { assertValidName } from '../util/names.js';
 import { nameSchema } from '../util/schemas.js';
@@ -40,8 +43,16 @@ export const EnrollBody = z.strictObject({
   secret: z.string().min(16).max(128),
   device: z.string().max(63),
   publicKey: z.string().min(40).max(200),
+  /** The agent's own identity: created on the edge at its first enrollment. */
+  edge: z.strictObject({
+    name: z.string().max(63),
+    hostname: z.string().max(253),
+    signingKey: z.string().min(40).max(200),
+    encryptionKey: z.string().min(40).max(200),
+    /** Edge key signature over enrollPayload(): proves the edge holds the key it registers. */
+    signature: z.string().min(40).max(200),
+  }),
 });
-export const StreamBody = z.strictObject({ device: z.string().max(200) });
 export const CreateUserBody = z.strictObject({ name: nameSchema, role: z.enum(ROLES as [Role, ...Role[]]) });
 export const RotateBody = z.strictObject({ name: nameSchema.optional() });
 export const AccessRequestBody = z.strictObject({
@@ -98,22 +109,27 @@ function parseTime(text: string | undefined, what: string): number | undefined {
   return t;
 }
 
-export function deviceView(services: HubServices, d: DeviceRecord): DeviceView {
-  const link = services.registry.get(d.name);
+export function deviceView(services: HubServices, d: DeviceRecord, edgeNames?: Map<string, string>): DeviceView {
+  const attached = services.registry.get(d.name);
   return {
     name: d.name,
     tags: d.tags,
     enabled: d.enabled,
     enrolled: d.publicKey !== null,
-    online: link !== undefined,
-    lastSeenAt: link ? iso(services.now()) : iso(d.lastSeenAt),
-    agentVersion: link?.agentVersion ?? d.agentVersion,
-    target: link?.target ?? null,
-    remoteAddress: link?.remoteAddress ?? d.remoteAddress,
+    online: attached !== undefined,
+    lastSeenAt: attached ? iso(services.now()) : iso(d.lastSeenAt),
+    agentVersion: attached?.edge.agentVersion ?? d.agentVersion,
+    target: attached?.target ?? null,
+    remoteAddress: attached?.edge.remoteAddress ?? d.remoteAddress,
     createdAt: isoAt(d.createdAt),
     enrolledAt: iso(d.enrolledAt),
     activeStreams: services.relay.countForDevice(d.name),
+    edge: attached?.edge.edge.name ?? (d.edgeId ? (edgeNames?.get(d.edgeId) ?? null) : null),
   };
+}
+
+async function edgeNames(services: HubServices): Promise<Map<string, string>> {
+  return new Map((await services.store.listEdges()).map((e) => [e.id, e.name]));
 }
 
 function auditView(r: AuditRecord): AuditView {
@@ -141,6 +157,51 @@ function body<T>(ctx: Ctx & { body?: unknown }): T {
   return ctx.body as T;
 }
 
+/**
+ * Checks the edge part of an enrollment and returns the edge the device will belong to: the
+ * registered one with this key, or a new one (not yet stored; completeEnrollment stores it).
+ */
+async function enrollingEdge(s: HubServices, input: z.output<typeof EnrollBody>, now: number): Promise<EdgeRecord> {
+  const keyOf = (b64: string, type: 'ed25519' | 'x25519', what: string): Buffer => {
+    try {
+      const der = Buffer.from(b64, 'base64');
+      if (createPublicKey({ key: der, format: 'der', type: 'spki' }).asymmetricKeyType !== type) throw new Error(type);
+      return der;
+    } catch {
+      throw new DrawbridgeError('VALIDATION_FAILED', `${what} must be an ${type === 'ed25519' ? 'Ed25519' : 'X25519'} public key (SPKI DER, base64)`);
+    }
+  };
+  keyOf(input.publicKey, 'ed25519', 'publicKey');
+  const signingDer = keyOf(input.edge.signingKey, 'ed25519', 'edge.signingKey');
+  keyOf(input.edge.encryptionKey, 'x25519', 'edge.encryptionKey');
+  if (!verifySignature(input.edge.signingKey, enrollPayload(input.id, input.device, input.publicKey, s.caPin), input.edge.signature)) {
+    throw new DrawbridgeError('VALIDATION_FAILED', 'edge.signature does not verify: the edge must sign the enrollment with the key it registers');
+  }
+  const id = edgeIdOf(signingDer);
+  const existing = await s.store.getEdge(id);
+  if (existing) {
+    if (!existing.enabled) throw new DrawbridgeError('EDGE_DISABLED', `edge "${existing.name}" is disabled; enable it first: drawbridge edges enable ${existing.name}`);
+    if (existing.encryptionKey !== input.edge.encryptionKey) throw new DrawbridgeError('CONFLICT', `edge "${existing.name}" is registered with another encryption key`);
+    return existing;
+  }
+  const name = assertValidName(input.edge.name, 'edge name');
+  if (await s.store.getEdgeByName(name)) {
+    throw new DrawbridgeError('EDGE_NAME_TAKEN', `another edge is already called "${name}"; enroll with --edge-name to pick another name for this host`);
+  }
+  return {
+    id,
+    name,
+    signingKey: input.edge.signingKey,
+    encryptionKey: input.edge.encryptionKey,
+    enabled: true,
+    hostname: input.edge.hostname,
+    createdAt: now,
+    lastSeenAt: null,
+    agentVersion: null,
+    remoteAddress: null,
+  };
+}
+
 export const ROUTES: RouteSpec[] = [
   {
     method: 'GET', path: '/v1/whoami', summary: 'The authenticated principal', roles: ALL_ROLES,
@@ -157,7 +218,7 @@ export const ROUTES: RouteSpec[] = [
       const now = s.now();
       try {
         await s.store.createDevice(
-          { name, tags: input.tags, enabled: true, publicKey: null, createdAt: now, enrolledAt: null, lastSeenAt: null, agentVersion: null, remoteAddress: null },
+          { name, tags: input.tags, enabled: true, publicKey: null, createdAt: now, enrolledAt: null, lastSeenAt: null, agentVersion: null, remoteAddress: null, edgeId: null },
           record,
           { actor: ctx.principal.name, action: 'device.add', device: name, details: { tags: input.tags, enrollmentExpiresAt: record.expiresAt } },
         );
@@ -170,11 +231,14 @@ export const ROUTES: RouteSpec[] = [
   },
   {
     method: 'GET', path: '/v1/devices', summary: 'List virtual devices', roles: ALL_ROLES,
-    handle: async (s, { res }) => sendJson(res, 200, { devices: (await s.store.listDevices()).map((d) => deviceView(s, d)) }),
+    handle: async (s, { res }) => {
+      const names = await edgeNames(s);
+      sendJson(res, 200, { devices: (await s.store.listDevices()).map((d) => deviceView(s, d, names)) });
+    },
   },
   {
     method: 'GET', path: '/v1/devices/:name', summary: 'Show one virtual device', roles: ALL_ROLES,
-    handle: async (s, { res, params }) => sendJson(res, 200, deviceView(s, await requireDevice(s, params['name'] as string))),
+    handle: async (s, { res, params }) => sendJson(res, 200, deviceView(s, await requireDevice(s, params['name'] as string), await edgeNames(s))),
   },
   {
     method: 'DELETE', path: '/v1/devices/:name', summary: 'Remove a virtual device (ends its link and streams)', roles: ['admin'],
@@ -182,7 +246,7 @@ export const ROUTES: RouteSpec[] = [
       const device = await requireDevice(s, params['name'] as string);
       await s.store.removeDevice(device.name, { actor: principal.name, action: 'device.remove', device: device.name });
       await s.access.revokeAll(principal, { device: device.name }, `device "${device.name}" was removed`);
-      s.registry.disconnect(device.name, 'DEVICE_REMOVED');
+      s.registry.detach(device.name, 'DEVICE_REMOVED', `device "${device.name}" was removed by ${principal.name}`);
       s.relay.endWhere((st) => st.device === device.name, new DrawbridgeError('DEVICE_REMOVED'));
       sendJson(res, 200, { name: device.name, removed: true });
     },
@@ -192,6 +256,7 @@ export const ROUTES: RouteSpec[] = [
     handle: async (s, { res, params, principal }) => {
       const device = await requireDevice(s, params['name'] as string);
       await s.store.setDeviceEnabled(device.name, true, { actor: principal.name, action: 'device.enable', device: device.name });
+      s.registry.invite(device.name, device.edgeId);
       sendJson(res, 200, deviceView(s, { ...device, enabled: true }));
     },
   },
@@ -200,7 +265,7 @@ export const ROUTES: RouteSpec[] = [
     handle: async (s, { res, params, principal }) => {
       const device = await requireDevice(s, params['name'] as string);
       await s.store.setDeviceEnabled(device.name, false, { actor: principal.name, action: 'device.disable', device: device.name });
-      s.registry.disconnect(device.name, 'DEVICE_DISABLED', `device "${device.name}" was disabled by ${principal.name}`);
+      s.registry.detach(device.name, 'DEVICE_DISABLED', `device "${device.name}" was disabled by ${principal.name}`);
       s.relay.endWhere((st) => st.device === device.name, new DrawbridgeError('DEVICE_DISABLED', `device "${device.name}" was disabled`));
       sendJson(res, 200, deviceView(s, { ...device, enabled: false }));
     },
@@ -235,61 +300,23 @@ export const ROUTES: RouteSpec[] = [
         await s.auth.recordFailure(source, 'enrollment', 'enrollment token expired', input.device);
         throw new DrawbridgeError('ENROLLMENT_EXPIRED', `the enrollment token expired at ${new Date(enrollment.expiresAt).toISOString()}; issue a new one`);
       }
-      try {
-        const key = createPublicKey({ key: Buffer.from(input.publicKey, 'base64'), format: 'der', type: 'spki' });
-        if (key.asymmetricKeyType !== 'ed25519') throw new Error('not ed25519');
-      } catch {
-        throw new DrawbridgeError('VALIDATION_FAILED', 'publicKey must be an Ed25519 public key (SPKI DER, base64)');
-      }
-      const ok = await s.store.completeEnrollment(input.id, input.publicKey, now, {
-        actor: `device:${enrollment.device}`,
-        action: 'device.enroll',
-        device: enrollment.device,
-        details: { source, enrollment: input.id },
-      });
+      const edge = await enrollingEdge(s, input, now);
+      const ok = await s.store.completeEnrollment(
+        input.id,
+        input.publicKey,
+        now,
+        {
+          actor: `device:${enrollment.device}`,
+          action: 'device.enroll',
+          device: enrollment.device,
+          details: { source, enrollment: input.id, edge: edge.name, edgeId: edge.id, newEdge: edge.createdAt === now },
+        },
+        edge,
+      );
       if (!ok) throw new DrawbridgeError('ENROLLMENT_USED', 'the enrollment token was already used');
-      sendJson(ctx.res, 200, { device: enrollment.device, hubUrl: s.publicUrl, caPin: s.caPin });
-    },
-  },
-  // ---- streams ----
-  {
-    method: 'POST', path: '/v1/streams', summary: 'Request a stream to a device; returns a one-time rendezvous URL and token', roles: ALL_ROLES, body: StreamBody,
-    handle: async (s, ctx) => {
-      const { device: name } = body<z.output<typeof StreamBody>>(ctx);
-      const { principal } = ctx;
-      if (principal.role === 'auditor') throw new DrawbridgeError('FORBIDDEN', `auditors cannot open streams; "${principal.name}" is auditor`);
-      const device = await requireDevice(s, name);
-      let grant: { id: string; grantEndsAt: number | null } | undefined;
-      if (principal.role !== 'admin') {
-        grant = await s.access.activeGrant(principal.name, device.name);
-        if (!grant) {
-          throw new DrawbridgeError('NOT_AUTHORIZED', `"${principal.name}" has no active grant for device "${device.name}"; request one: drawbridge access request ${device.name} --for 1h --reason "..."`);
-        }
-      }
-      if (!device.enabled) throw new DrawbridgeError('DEVICE_DISABLED', `device "${device.name}" is disabled`);
-      const offline = (): DrawbridgeError => new DrawbridgeError('DEVICE_OFFLINE', `device "${device.name}" is offline (its agent is not connected)`);
-      if (!s.registry.isOnline(device.name)) throw offline();
-      const ticket = await s.relay.create({
-        principal: principal.name,
-        device: device.name,
-        target: s.registry.get(device.name)?.target ?? null,
-        clientAddress: clientAddress(ctx.req),
-        grantId: grant?.id ?? null,
-        grantEndsAt: grant?.grantEndsAt ?? null,
-      });
-      const base = s.publicUrl.replace(/^http/, 'ws');
-      const delivered = await s.bus.requestStream(device.name, { type: 'stream.open', streamId: ticket.streamId, rendezvousUrl: `${base}/v1/streams/${ticket.streamId}/agent`, token: ticket.agentToken });
-      if (!delivered) {
-        s.relay.end(ticket.streamId, offline());
-        throw offline();
-      }
-      sendJson(ctx.res, 201, {
-        streamId: ticket.streamId,
-        rendezvousUrl: `${base}/v1/streams/${ticket.streamId}/client`,
-        token: ticket.clientToken,
-        expiresAt: new Date(ticket.expiresAt).toISOString(),
-        grant: grant ? { id: grant.id, endsAt: iso(grant.grantEndsAt) } : null,
-      });
+      // A re-enrolled device proves a new key: whatever link the old key holds ends now.
+      s.registry.detach(enrollment.device, 'DEVICE_REPLACED', `device "${enrollment.device}" was enrolled again with a new key`);
+      sendJson(ctx.res, 200, { device: enrollment.device, edge: { id: edge.id, name: edge.name }, hubUrl: s.publicUrl, caPin: s.caPin });
     },
   },
   // ---- sessions ----
@@ -308,7 +335,7 @@ export const ROUTES: RouteSpec[] = [
       const session = s.relay.get(params['id'] as string);
       if (!session) throw new DrawbridgeError('NOT_FOUND', `no open session "${params['id']}"`);
       await s.store.appendAudit({ actor: principal.name, action: 'session.kill', device: session.device, details: { session: session.id, principal: session.principal } });
-      s.relay.end(session.id, new DrawbridgeError('SESSION_KILLED', `the session was killed by ${principal.name}`));
+      s.relay.endById(session.id, new DrawbridgeError('SESSION_KILLED', `the session was killed by ${principal.name}`));
       sendJson(res, 200, { id: session.id, killed: true });
     },
   },
@@ -345,7 +372,9 @@ export const ROUTES: RouteSpec[] = [
       }
       await s.store.removePrincipal(name, { actor: principal.name, action: 'user.remove', details: { user: name } });
       await s.access.revokeAll(principal, { principal: name }, `user "${name}" was removed`);
-      s.relay.endWhere((st) => st.principal === name, new DrawbridgeError('PRINCIPAL_REMOVED', `access ended: user "${name}" was removed`));
+      const removed = new DrawbridgeError('PRINCIPAL_REMOVED', `access ended: user "${name}" was removed`);
+      s.relay.endWhere((st) => st.principal === name, removed);
+      s.clientLinks.closePrincipal(name, removed);
       sendJson(res, 200, { name, removed: true });
     },
   },
@@ -361,7 +390,9 @@ export const ROUTES: RouteSpec[] = [
         details: { user: name },
       });
       if (!ok) throw new DrawbridgeError('NOT_FOUND', `no user "${name}"`);
-      s.relay.endWhere((st) => st.principal === name, new DrawbridgeError('PRINCIPAL_REMOVED', `access ended: the token of "${name}" was rotated`));
+      const rotated = new DrawbridgeError('PRINCIPAL_REMOVED', `access ended: the token of "${name}" was rotated`);
+      s.relay.endWhere((st) => st.principal === name, rotated);
+      s.clientLinks.closePrincipal(name, rotated);
       sendJson(ctx.res, 200, { name, token: token.token });
     },
   },
@@ -466,6 +497,7 @@ export const ROUTES: RouteSpec[] = [
       res.end();
     },
   },
+  ...EDGE_ROUTES,
 ];
 
 /** Finds the route, authenticates, checks the role, validates the body, runs the handler. */

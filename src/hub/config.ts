@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { durationSchema, issuesText } from '../util/schemas.js';
+import { durationSchema, issuesText, sizeSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
 
 const duration = durationSchema;
@@ -48,17 +48,31 @@ export const HubConfigSchema = z.strictObject({
     .strictObject({
       /** Concurrent streams per device, enforced by the hub (the agent has its own cap). */
       maxStreamsPerDevice: z.number().int().min(1).max(100_000).default(64),
-      /** Streams requested but not yet joined, hub-wide: bounds memory under a flood. */
+      /** Streams requested but not yet open, hub-wide: bounds set-up work under a flood. */
       maxPendingStreams: z.number().int().min(1).max(1_000_000).default(1024),
-      /** Control connections that have not yet authenticated. */
-      maxPendingControl: z.number().int().min(1).max(1_000_000).default(1024),
-      /** Rendezvous tokens die after this; both sides must arrive within it. */
-      rendezvousTimeout: duration.prefault('30s'),
+      /** Streams requested but not yet open, per user: one user cannot take the hub-wide budget. */
+      maxPendingStreamsPerPrincipal: z.number().int().min(1).max(1_000_000).default(64),
+      /** Streams one client link may carry at once. */
+      maxStreamsPerLink: z.number().int().min(1).max(1_000_000).default(1024),
+      /** Links (agent or client) upgraded but not yet authenticated. */
+      maxPendingLinks: z.number().int().min(1).max(1_000_000).default(1024),
+      /**
+       * Per-stream flow-control window: the most bytes in flight per direction, so the most
+       * any process holds for one stream. Larger windows go faster over long round trips;
+       * smaller ones keep interactive streams snappy beside bulk ones on a shared link.
+       */
+      streamWindow: sizeSchema.pipe(z.number().min(16 * 1024, 'at least 16KiB').max(64 * 1024 * 1024, 'at most 64MiB')).prefault('512KiB'),
+      /** The edge must connect the target within this, or the stream is refused with TIMEOUT. */
+      streamConnectTimeout: duration.prefault('15s'),
+      /** A stream that carries no data either way for this long is closed (0 turns it off). */
+      streamIdleTimeout: duration.prefault('1h'),
+      /** No stream lives longer than this, whatever its grant (0 turns it off). */
+      maxStreamDuration: duration.prefault('24h'),
       /** An agent must answer its challenge within this. */
       authTimeout: duration.prefault('10s'),
       /** Failed authentications per source address per minute before answering 429. */
       authFailuresPerMinute: z.number().int().min(1).max(100_000).default(20),
-      /** Control connections are pinged this often; two missed pongs end the link. */
+      /** Links are pinged this often; a link silent for two intervals is cut (dead peers found within 30 s). */
       pingInterval: duration.prefault('10s'),
     })
     .prefault({}),

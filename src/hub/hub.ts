@@ -5,15 +5,16 @@
 import { mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
-import { WebSocketServer } from 'ws';
 import { DrawbridgeError } from '../errors.js';
-import { CONTROL_MAX_PAYLOAD_BYTES, DATA_MAX_PAYLOAD_BYTES } from '../protocol/messages.js';
 import { createApiToken, hashSecret } from '../protocol/tokens.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
+import { checkUpgradeRequest, completeUpgrade, refuseUpgrade } from '../transport/upgrade.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { writeFileAtomic } from '../util/files.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
@@ -22,13 +23,14 @@ import { LocalDeviceBus } from './bus.js';
 import { handleApi } from './api.js';
 import { ensureHubPki, loadUserTls } from './certificates.js';
 import { defaultHubConfig, loadHubConfigFile, type HubConfig } from './config.js';
-import { DeviceRegistry } from './device-registry.js';
-import { bearerToken, clientAddress, sendError, sendJson } from './http.js';
+import { ClientLinks } from './client-links.js';
+import { EdgeRegistry } from './edge-registry.js';
+import { clientAddress, sendError, sendJson } from './http.js';
 import { HubMetrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
 import { PrincipalAuth, requireRole } from './principals.js';
 import { AuthFailureLimiter } from './rate-limiter.js';
-import { Relay, type Side } from './relay.js';
+import { Relay } from './relay.js';
 import type { HubServices } from './services.js';
 import { WebhookSender } from './webhook.js';
 
@@ -46,7 +48,8 @@ export interface HubOptions {
   config?: HubConfig;
   configFile?: string;
   logger?: Logger;
-  now?: () => number;
+  /** Time and timers (a ManualClock in tests); defaults to the system clock. */
+  clock?: Clock;
   /** Milliseconds to let streams drain at shutdown before they are cut. */
   shutdownGraceMs?: number;
 }
@@ -76,19 +79,12 @@ function defaultPublicHost(host: string): string {
   return '127.0.0.1';
 }
 
-function rejectUpgrade(socket: Duplex, error: DrawbridgeError, headers: Record<string, string> = {}): void {
-  const body = JSON.stringify({ error: error.toJSON() });
-  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  socket.end(
-    `HTTP/1.1 ${error.status} ${error.code}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
-  );
-}
-
 export async function startHub(options: HubOptions): Promise<HubHandle> {
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const logger = options.logger ?? createLogger('hub');
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
+  const now = (): number => clock.now();
   const hubYaml = options.configFile ?? join(dataDir, 'hub.yaml');
   const config = options.config ?? (options.configFile || existsSync(hubYaml) ? loadHubConfigFile(hubYaml) : defaultHubConfig());
   const host = options.host ?? '0.0.0.0';
@@ -124,33 +120,30 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const metrics = new HubMetrics();
   const limiter = new AuthFailureLimiter(config.limits.authFailuresPerMinute, now);
   const auth = new PrincipalAuth(store, limiter, metrics, logger);
-  const relay = new Relay(store, config, metrics, logger, now);
+  const relay = new Relay(store, config, metrics, logger, clock);
   const webhook = new WebhookSender(config.webhook, logger);
   const access = new AccessService(store, config, relay, webhook, logger, now);
-  const registry = new DeviceRegistry(store, config, tls.caPin, metrics, logger, {
-    onStreamReject: (device, streamId, code, message) => relay.reject(device, streamId, code, message),
-    onLinkClosed: (device) => {
-      void store.touchDevice(device, { lastSeenAt: now() }).catch(() => undefined);
-      // Streams already joined keep flowing on their own sockets; pending ones cannot complete.
-      relay.endWhere((s) => s.device === device && !s.joined, new DrawbridgeError('DEVICE_OFFLINE', `device "${device}" went offline`));
-    },
-    onAuthFailure: (source, kind, device, reason) => void auth.recordFailure(source, kind, reason, device),
-  }, now);
+  const registry = new EdgeRegistry(store, config, tls.caPin, relay, metrics, logger, {
+    onAuthFailure: (source, kind, subject, reason) => void auth.recordFailure(source, kind, reason, kind === 'device' ? subject : undefined),
+  }, clock, VERSION);
+  const bus = new LocalDeviceBus(registry);
+  const clientLinks = new ClientLinks(store, config, registry, bus, relay, access, metrics, logger, clock, VERSION);
 
   const services: HubServices = {
-    store, config, logger, metrics, registry, bus: new LocalDeviceBus(registry), relay, access, auth,
+    store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth,
     publicUrl: options.publicUrl ?? '',
     caPin: tls.caPin,
     caPem: tls.caPem,
     version: VERSION,
     now,
+    clock,
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'https://hub.invalid');
     const run = async (): Promise<void> => {
       if (req.method === 'GET' && url.pathname === '/healthz') {
-        sendJson(res, 200, { status: 'ok', version: VERSION, devicesOnline: registry.size, activeStreams: relay.size });
+        sendJson(res, 200, { status: 'ok', version: VERSION, edgesOnline: registry.edgeCount, devicesOnline: registry.size, activeStreams: relay.size });
         return;
       }
       if (req.method === 'GET' && url.pathname === '/metrics') {
@@ -202,44 +195,54 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     onRequest,
   );
   server.on('tlsClientError', () => undefined);
+  // Upgraded sockets leave the HTTP server's books: track every socket for the final cut.
+  const openSockets = new Set<Duplex>();
+  server.on('secureConnection', (socket: Duplex) => {
+    openSockets.add(socket);
+    socket.once('close', () => openSockets.delete(socket));
+  });
 
-  const controlWss = new WebSocketServer({ noServer: true, maxPayload: CONTROL_MAX_PAYLOAD_BYTES, perMessageDeflate: false });
-  const dataWss = new WebSocketServer({ noServer: true, maxPayload: DATA_MAX_PAYLOAD_BYTES, perMessageDeflate: false });
-
+  // Links: one WebSocket per agent (/v1/link/agent) and per client (/v1/link/client).
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
     const source = clientAddress(req);
     const url = new URL(req.url ?? '/', 'https://hub.invalid');
-    try {
-      auth.checkLimit(source);
-    } catch (error) {
-      const e = error as DrawbridgeError;
-      rejectUpgrade(socket, e, { 'retry-after': String((e.details as { retryAfterSeconds: number }).retryAfterSeconds) });
+    const refuse = (error: DrawbridgeError): void => {
+      const retry = (error.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+      refuseUpgrade(socket, error, retry ? { 'retry-after': String(retry) } : {});
+    };
+    const invalid = checkUpgradeRequest(req);
+    if (url.pathname !== '/v1/link/agent' && url.pathname !== '/v1/link/client') {
+      refuse(new DrawbridgeError('NOT_FOUND', `no WebSocket endpoint at ${url.pathname}`));
       return;
     }
-    if (url.pathname === '/v1/agent/connect') {
+    if (invalid) {
+      refuse(invalid);
+      return;
+    }
+    if (url.pathname === '/v1/link/agent') {
+      try {
+        auth.checkLimit(source);
+      } catch (error) {
+        refuse(error as DrawbridgeError);
+        return;
+      }
       if (!registry.canAcceptHandshake()) {
-        rejectUpgrade(socket, new DrawbridgeError('TOO_MANY_PENDING', 'too many agents are authenticating; retry shortly'));
+        refuse(new DrawbridgeError('TOO_MANY_PENDING', 'too many agents are authenticating; retry shortly'));
         return;
       }
-      controlWss.handleUpgrade(req, socket, head, (ws) => registry.accept(ws, req));
+      completeUpgrade(req, socket);
+      registry.accept(socket as Socket, head, req, source);
       return;
     }
-    const stream = /^\/v1\/streams\/([0-9a-f]{32})\/(client|agent)$/.exec(url.pathname);
-    if (stream) {
-      const token = bearerToken(req) ?? '';
-      const streamId = stream[1] as string;
-      const side = stream[2] as Side;
-      const refusal = relay.claim(streamId, side, token);
-      if (refusal) {
-        void auth.recordFailure(source, 'rendezvous', 'invalid, expired or reused rendezvous token');
-        rejectUpgrade(socket, refusal);
-        return;
-      }
-      dataWss.handleUpgrade(req, socket, head, (ws) => relay.attach(streamId, side, ws));
-      return;
-    }
-    rejectUpgrade(socket, new DrawbridgeError('NOT_FOUND', `no WebSocket endpoint at ${url.pathname}`));
+    auth.authenticate(req).then(
+      (principal) => {
+        if (socket.destroyed) return;
+        completeUpgrade(req, socket);
+        clientLinks.accept(socket as Socket, head, principal, source);
+      },
+      (error: unknown) => refuse(error instanceof DrawbridgeError ? error : new DrawbridgeError('INTERNAL')),
+    );
   });
 
   await new Promise<void>((resolvePromise, reject) => {
@@ -254,8 +257,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const listenHost = host.includes(':') ? `[${host}]` : host;
   services.publicUrl = (options.publicUrl ?? `https://${defaultPublicHost(host)}:${port}`).replace(/\/+$/, '');
 
-  // Grants end on time (streams closed within 250 ms of expiry); requests expire unreviewed.
-  const grantTimer = setInterval(() => relay.sweepExpiredGrants(), 250);
+  // Requests expire unreviewed (grants end on time in the relay's own sweep).
   let sweeping = false;
   const accessTimer = setInterval(() => {
     if (sweeping) return;
@@ -266,25 +268,26 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   }, 500);
   const limiterTimer = setInterval(() => limiter.sweep(), 60_000);
   const maintainTimer = setInterval(() => void store.maintain().catch((error: unknown) => logger.warn({ err: error }, 'store upkeep failed')), 3_600_000);
-  for (const t of [grantTimer, accessTimer, limiterTimer, maintainTimer]) t.unref();
+  for (const t of [accessTimer, limiterTimer, maintainTimer]) t.unref();
 
   logger.info({ url: `https://${listenHost}:${port}`, publicUrl: services.publicUrl, caPin: tls.caPin, dataDir }, 'hub listening');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      clearInterval(grantTimer);
       clearInterval(accessTimer);
       clearInterval(limiterTimer);
       clearInterval(maintainTimer);
-      registry.stop();
+      relay.stop();
       // Stage 1: stop accepting. Stage 2: end streams and links. Stage 3: cut what is left.
       const serverClosed = new Promise<void>((r) => server.close(() => r()));
-      relay.closeAll(new DrawbridgeError('HUB_SHUTTING_DOWN'));
-      registry.closeAll(1001, 'HUB_SHUTTING_DOWN: the hub is shutting down');
+      const shuttingDown = new DrawbridgeError('HUB_SHUTTING_DOWN');
+      relay.closeAll(shuttingDown);
+      registry.closeAll(shuttingDown);
+      clientLinks.closeAll(shuttingDown);
       await new Promise((r) => setTimeout(r, Math.min(options.shutdownGraceMs ?? 200, 5000)));
-      for (const ws of [...controlWss.clients, ...dataWss.clients]) ws.terminate();
       server.closeAllConnections();
+      for (const socket of openSockets) socket.destroy();
       await serverClosed;
       await webhook.flush().catch(() => undefined);
       await services.bus.close();

@@ -1,10 +1,12 @@
 /** The hub's parts, wired once in startHub and handed to the API and upgrade handlers. */
 import type { Store } from '../store/store.js';
+import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { AccessService } from './access.js';
 import type { DeviceBus } from './bus.js';
 import type { HubConfig } from './config.js';
-import type { DeviceRegistry } from './device-registry.js';
+import type { ClientLinks } from './client-links.js';
+import type { EdgeRegistry } from './edge-registry.js';
 import type { HubMetrics } from './metrics.js';
 import type { PrincipalAuth } from './principals.js';
 import type { Relay } from './relay.js';
@@ -14,7 +16,8 @@ export interface HubServices {
   config: HubConfig;
   logger: Logger;
   metrics: HubMetrics;
-  registry: DeviceRegistry;
+  registry: EdgeRegistry;
+  clientLinks: ClientLinks;
   bus: DeviceBus;
   relay: Relay;
   access: AccessService;
@@ -24,4 +27,5 @@ export interface HubServices {
   caPem: string;
   version: string;
   now: () => number;
+  clock: Clock;
 }

@@ -17,6 +17,23 @@ export interface DeviceView {
   createdAt: string;
   enrolledAt: string | null;
   activeStreams: number;
+  /** The edge (agent host) the device is enrolled on */
+  edge: string | null;
+}
+
+export interface EdgeView {
+  id: string;
+  name: string;
+  enabled: boolean;
+  online: boolean;
+  hostname: string | null;
+  agentVersion: string | null;
+  remoteAddress: string | null;
+  lastSeenAt: string | null;
+  createdAt: string;
+  /** Virtual devices enrolled on this edge */
+  devices: string[];
+  devicesOnline: number;
 }
 
 export interface EnrollmentTokenView {

@@ -21,6 +21,25 @@ export interface DeviceRecord {
   lastSeenAt: number | null;
   agentVersion: string | null;
   remoteAddress: string | null;
+  /** The edge (agent host) the device was enrolled on; null until enrolled. */
+  edgeId: string | null;
+}
+
+/** An edge: the host an agent runs on, with its own keys (generated there; only public keys here). */
+export interface EdgeRecord {
+  /** Hex SHA-256 of the signing public key (SPKI DER), first 32 digits. */
+  id: string;
+  name: string;
+  /** Ed25519 public key, SPKI DER base64 */
+  signingKey: string;
+  /** X25519 public key, SPKI DER base64: secrets are encrypted to it */
+  encryptionKey: string;
+  enabled: boolean;
+  hostname: string | null;
+  createdAt: number;
+  lastSeenAt: number | null;
+  agentVersion: string | null;
+  remoteAddress: string | null;
 }
 
 export interface EnrollmentRecord {
@@ -139,7 +158,17 @@ export interface Store {
    * Atomically marks the enrollment used and stores the device key, if and only if the
    * enrollment is unused and unexpired at `now`. Returns false when it lost that race.
    */
-  completeEnrollment(id: string, publicKey: string, now: number, audit: AuditEntry): Promise<boolean>;
+  completeEnrollment(id: string, publicKey: string, now: number, audit: AuditEntry, edge?: EdgeRecord): Promise<boolean>;
+  devicesOfEdge(edgeId: string): Promise<DeviceRecord[]>;
+
+  // edges
+  getEdge(id: string): Promise<EdgeRecord | undefined>;
+  getEdgeByName(name: string): Promise<EdgeRecord | undefined>;
+  listEdges(): Promise<EdgeRecord[]>;
+  setEdgeEnabled(id: string, enabled: boolean, audit: AuditEntry): Promise<boolean>;
+  /** Forgets the edge's keys; its devices stay registered but are no longer enrolled. */
+  removeEdge(id: string, audit: AuditEntry): Promise<boolean>;
+  touchEdge(id: string, facts: { lastSeenAt: number; agentVersion?: string; remoteAddress?: string; hostname?: string }): Promise<void>;
 
   // principals
   createPrincipal(principal: PrincipalRecord, audit: AuditEntry): Promise<void>;

@@ -27,3 +27,23 @@ export function issuesText(error: z.ZodError, prefix?: string): string {
 
 /** Device and user names. */
 export const nameSchema = z.string().regex(NAME_PATTERN, 'must be 1-63 lower-case letters, digits and "-", not starting or ending with "-"');
+
+const SIZE_UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+/** "512KiB", "1MiB", "65536" in, bytes out. Units are powers of 1024. */
+export function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(text.trim());
+  const unit = SIZE_UNITS[(match?.[2] ?? '').toLowerCase() || 'b'];
+  if (!match || unit === undefined) throw new Error(`invalid size "${text}": use a number with an optional unit, e.g. 65536, 512KiB, 1MiB`);
+  return Math.round(Number(match[1]) * unit);
+}
+
+export const sizeSchema = z.union([z.number().int().nonnegative(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  try {
+    return parseSize(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});

@@ -89,4 +89,21 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
   CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
   `,
+  // 2: edges (the agent's own identity); virtual devices belong to an edge
+  `
+  CREATE TABLE edges (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    signing_key TEXT NOT NULL,
+    encryption_key TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    hostname TEXT,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER,
+    agent_version TEXT,
+    remote_address TEXT
+  ) STRICT;
+  ALTER TABLE devices ADD COLUMN edge_id TEXT REFERENCES edges(id) ON DELETE SET NULL;
+  CREATE INDEX devices_edge ON devices(edge_id);
+  `,
 ];

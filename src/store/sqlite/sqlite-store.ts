@@ -13,6 +13,7 @@ import type {
   AuditQuery,
   AuditRecord,
   DeviceRecord,
+  EdgeRecord,
   EnrollmentRecord,
   PrincipalRecord,
   Role,
@@ -35,6 +36,22 @@ function toDevice(r: Row): DeviceRecord {
     publicKey: strOrNull(r['public_key']),
     createdAt: num(r['created_at']),
     enrolledAt: numOrNull(r['enrolled_at']),
+    lastSeenAt: numOrNull(r['last_seen_at']),
+    agentVersion: strOrNull(r['agent_version']),
+    remoteAddress: strOrNull(r['remote_address']),
+    edgeId: strOrNull(r['edge_id']),
+  };
+}
+
+function toEdge(r: Row): EdgeRecord {
+  return {
+    id: String(r['id']),
+    name: String(r['name']),
+    signingKey: String(r['signing_key']),
+    encryptionKey: String(r['encryption_key']),
+    enabled: r['enabled'] === 1,
+    hostname: strOrNull(r['hostname']),
+    createdAt: num(r['created_at']),
     lastSeenAt: numOrNull(r['last_seen_at']),
     agentVersion: strOrNull(r['agent_version']),
     remoteAddress: strOrNull(r['remote_address']),
@@ -230,9 +247,9 @@ export class SqliteStore implements Store {
     this.withAudit(audit, () => {
       this.db
         .prepare(
-          'INSERT INTO devices (name, tags, enabled, public_key, created_at, enrolled_at, last_seen_at, agent_version, remote_address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          'INSERT INTO devices (name, tags, enabled, public_key, created_at, enrolled_at, last_seen_at, agent_version, remote_address, edge_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         )
-        .run(device.name, JSON.stringify(device.tags), device.enabled ? 1 : 0, device.publicKey, device.createdAt, device.enrolledAt, device.lastSeenAt, device.agentVersion, device.remoteAddress);
+        .run(device.name, JSON.stringify(device.tags), device.enabled ? 1 : 0, device.publicKey, device.createdAt, device.enrolledAt, device.lastSeenAt, device.agentVersion, device.remoteAddress, device.edgeId);
       this.insertEnrollment(enrollment);
     });
   }
@@ -279,11 +296,9 @@ export class SqliteStore implements Store {
   }
 
   async touchDevice(name: string, facts: { lastSeenAt: number; agentVersion?: string; remoteAddress?: string }): Promise<void> {
-    this.db
-      .prepare(
-        'UPDATE devices SET last_seen_at = ?, agent_version = COALESCE(?, agent_version), remote_address = COALESCE(?, remote_address) WHERE name = ?',
-      )
-      .run(facts.lastSeenAt, facts.agentVersion ?? null, facts.remoteAddress ?? null, name);
+    this.cached(
+      'UPDATE devices SET last_seen_at = ?, agent_version = COALESCE(?, agent_version), remote_address = COALESCE(?, remote_address) WHERE name = ?',
+    ).run(facts.lastSeenAt, facts.agentVersion ?? null, facts.remoteAddress ?? null, name);
   }
 
   async createEnrollment(enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void> {
@@ -295,7 +310,7 @@ export class SqliteStore implements Store {
     return row ? toEnrollment(row) : undefined;
   }
 
-  async completeEnrollment(id: string, publicKey: string, now: number, audit: AuditEntry): Promise<boolean> {
+  async completeEnrollment(id: string, publicKey: string, now: number, audit: AuditEntry, edge?: EdgeRecord): Promise<boolean> {
     try {
       return this.withAudit(audit, () => {
         const used = this.db
@@ -303,15 +318,73 @@ export class SqliteStore implements Store {
           .run(now, id, now);
         if (used.changes !== 1) throw new NoRowError();
         const row = this.db.prepare('SELECT device FROM enrollments WHERE id = ?').get(id) as Row;
+        if (edge && !this.db.prepare('SELECT 1 FROM edges WHERE id = ?').get(edge.id)) {
+          this.db
+            .prepare(
+              'INSERT INTO edges (id, name, signing_key, encryption_key, enabled, hostname, created_at, last_seen_at, agent_version, remote_address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            )
+            .run(edge.id, edge.name, edge.signingKey, edge.encryptionKey, edge.enabled ? 1 : 0, edge.hostname, edge.createdAt, edge.lastSeenAt, edge.agentVersion, edge.remoteAddress);
+        }
         this.db
-          .prepare('UPDATE devices SET public_key = ?, enrolled_at = ? WHERE name = ?')
-          .run(publicKey, now, String(row['device']));
+          .prepare('UPDATE devices SET public_key = ?, enrolled_at = ?, edge_id = ? WHERE name = ?')
+          .run(publicKey, now, edge?.id ?? null, String(row['device']));
         return true;
       });
     } catch (error) {
       if (error instanceof NoRowError) return false;
       throw error;
     }
+  }
+
+  async devicesOfEdge(edgeId: string): Promise<DeviceRecord[]> {
+    return (this.cached('SELECT * FROM devices WHERE edge_id = ? ORDER BY name').all(edgeId) as Row[]).map(toDevice);
+  }
+
+  // ---- edges ----
+
+  async getEdge(id: string): Promise<EdgeRecord | undefined> {
+    const row = this.cached('SELECT * FROM edges WHERE id = ?').get(id) as Row | undefined;
+    return row ? toEdge(row) : undefined;
+  }
+
+  async getEdgeByName(name: string): Promise<EdgeRecord | undefined> {
+    const row = this.cached('SELECT * FROM edges WHERE name = ?').get(name) as Row | undefined;
+    return row ? toEdge(row) : undefined;
+  }
+
+  async listEdges(): Promise<EdgeRecord[]> {
+    return (this.db.prepare('SELECT * FROM edges ORDER BY name').all() as Row[]).map(toEdge);
+  }
+
+  async setEdgeEnabled(id: string, enabled: boolean, audit: AuditEntry): Promise<boolean> {
+    try {
+      return this.withAudit(audit, () => {
+        if (this.db.prepare('UPDATE edges SET enabled = ? WHERE id = ?').run(enabled ? 1 : 0, id).changes === 0) throw new NoRowError();
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof NoRowError) return false;
+      throw error;
+    }
+  }
+
+  async removeEdge(id: string, audit: AuditEntry): Promise<boolean> {
+    try {
+      return this.withAudit(audit, () => {
+        this.db.prepare('UPDATE devices SET public_key = NULL, enrolled_at = NULL, edge_id = NULL WHERE edge_id = ?').run(id);
+        if (this.db.prepare('DELETE FROM edges WHERE id = ?').run(id).changes === 0) throw new NoRowError();
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof NoRowError) return false;
+      throw error;
+    }
+  }
+
+  async touchEdge(id: string, facts: { lastSeenAt: number; agentVersion?: string; remoteAddress?: string; hostname?: string }): Promise<void> {
+    this.cached(
+      'UPDATE edges SET last_seen_at = ?, agent_version = COALESCE(?, agent_version), remote_address = COALESCE(?, remote_address), hostname = COALESCE(?, hostname) WHERE id = ?',
+    ).run(facts.lastSeenAt, facts.agentVersion ?? null, facts.remoteAddress ?? null, facts.hostname ?? null, id);
   }
 
   // ---- principals ----

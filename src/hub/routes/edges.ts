@@ -1,0 +1,93 @@
+/**
+ * Edges over the REST API: the hosts agents run on, each with its own keys. Listing,
+ * showing (with the virtual devices it hosts), disabling, enabling and removing.
+ */
+import { DrawbridgeError } from '../../errors.js';
+import type { EdgeView } from '../../protocol/api-types.js';
+import type { EdgeRecord } from '../../store/store.js';
+import { assertValidName } from '../../util/names.js';
+import { sendJson } from '../http.js';
+import type { RouteSpec } from '../api.js';
+import type { HubServices } from '../services.js';
+
+const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+
+export function edgeView(services: HubServices, edge: EdgeRecord, devices: string[]): EdgeView {
+  const connection = services.registry.getEdge(edge.id);
+  return {
+    id: edge.id,
+    name: edge.name,
+    enabled: edge.enabled,
+    online: connection !== undefined,
+    hostname: edge.hostname,
+    agentVersion: connection?.agentVersion ?? edge.agentVersion,
+    remoteAddress: connection?.remoteAddress ?? edge.remoteAddress,
+    lastSeenAt: connection ? iso(services.now()) : iso(edge.lastSeenAt),
+    createdAt: new Date(edge.createdAt).toISOString(),
+    devices,
+    devicesOnline: connection ? connection.devices.size : 0,
+  };
+}
+
+export async function requireEdge(services: HubServices, name: string): Promise<EdgeRecord> {
+  assertValidName(name, 'edge name');
+  const edge = await services.store.getEdgeByName(name);
+  if (!edge) throw new DrawbridgeError('UNKNOWN_EDGE', `unknown edge "${name}"`);
+  return edge;
+}
+
+async function devicesByEdge(services: HubServices): Promise<Map<string, string[]>> {
+  const map = new Map<string, string[]>();
+  for (const device of await services.store.listDevices()) {
+    if (!device.edgeId) continue;
+    const list = map.get(device.edgeId) ?? [];
+    list.push(device.name);
+    map.set(device.edgeId, list);
+  }
+  return map;
+}
+
+export const EDGE_ROUTES: RouteSpec[] = [
+  {
+    method: 'GET', path: '/v1/edges', summary: 'List edges (agent hosts) and the devices each hosts', roles: ['admin', 'operator', 'approver', 'auditor'],
+    handle: async (s, { res }) => {
+      const devices = await devicesByEdge(s);
+      sendJson(res, 200, { edges: (await s.store.listEdges()).map((e) => edgeView(s, e, devices.get(e.id) ?? [])) });
+    },
+  },
+  {
+    method: 'GET', path: '/v1/edges/:name', summary: 'Show one edge', roles: ['admin', 'operator', 'approver', 'auditor'],
+    handle: async (s, { res, params }) => {
+      const edge = await requireEdge(s, params['name'] as string);
+      const devices = (await s.store.devicesOfEdge(edge.id)).map((d) => d.name);
+      sendJson(res, 200, { ...edgeView(s, edge, devices), signingKey: edge.signingKey, encryptionKey: edge.encryptionKey });
+    },
+  },
+  {
+    method: 'POST', path: '/v1/edges/:name/disable', summary: 'Disable an edge: ends its link and every stream of its devices, refuses reconnects', roles: ['admin'],
+    handle: async (s, { res, params, principal }) => {
+      const edge = await requireEdge(s, params['name'] as string);
+      await s.store.setEdgeEnabled(edge.id, false, { actor: principal.name, action: 'edge.disable', details: { edge: edge.name, edgeId: edge.id } });
+      s.registry.disconnectEdge(edge.id, 'EDGE_DISABLED', `edge "${edge.name}" was disabled by ${principal.name}`);
+      sendJson(res, 200, edgeView(s, { ...edge, enabled: false }, (await s.store.devicesOfEdge(edge.id)).map((d) => d.name)));
+    },
+  },
+  {
+    method: 'POST', path: '/v1/edges/:name/enable', summary: 'Enable an edge (its agent reconnects by itself)', roles: ['admin'],
+    handle: async (s, { res, params, principal }) => {
+      const edge = await requireEdge(s, params['name'] as string);
+      await s.store.setEdgeEnabled(edge.id, true, { actor: principal.name, action: 'edge.enable', details: { edge: edge.name, edgeId: edge.id } });
+      sendJson(res, 200, edgeView(s, { ...edge, enabled: true }, (await s.store.devicesOfEdge(edge.id)).map((d) => d.name)));
+    },
+  },
+  {
+    method: 'DELETE', path: '/v1/edges/:name', summary: "Remove an edge: forgets its keys and ends its link; its devices stay registered but must be enrolled again", roles: ['admin'],
+    handle: async (s, { res, params, principal }) => {
+      const edge = await requireEdge(s, params['name'] as string);
+      const devices = (await s.store.devicesOfEdge(edge.id)).map((d) => d.name);
+      await s.store.removeEdge(edge.id, { actor: principal.name, action: 'edge.remove', details: { edge: edge.name, edgeId: edge.id, devices } });
+      s.registry.disconnectEdge(edge.id, 'EDGE_REMOVED', `edge "${edge.name}" was removed by ${principal.name}`);
+      sendJson(res, 200, { name: edge.name, removed: true, devicesUnenrolled: devices });
+    },
+  },
+];

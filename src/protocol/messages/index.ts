@@ -1,0 +1,3 @@
+/** Every control message type; importing this module registers them all. */
+export * from './link.js';
+export * from './streams.js';

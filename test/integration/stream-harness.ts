@@ -1,0 +1,93 @@
+/**
+ * In-process harness for the data path: a hub, agents and client tunnels in this process,
+ * on real sockets (port 0), real TLS and a real database file in a temp directory.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startAgent, type AgentHandle } from '../../src/agent/agent.js';
+import { enrollDevice } from '../../src/agent/enroll.js';
+import { HubClient } from '../../src/client/hub-client.js';
+import { openTunnel, type TunnelEvent, type TunnelHandle } from '../../src/client/tunnel.js';
+import type { HubConfig } from '../../src/hub/config.js';
+import { parseHubConfig } from '../../src/hub/config.js';
+import { readAdminToken, startHub, type HubHandle } from '../../src/hub/hub.js';
+import type { Clock } from '../../src/util/clock.js';
+import { silentLogger } from '../../src/util/logger.js';
+
+export interface Harness {
+  dir: string;
+  hub: HubHandle;
+  admin: HubClient;
+  /** A HubClient for another token (its link is separate) */
+  client(token: string): Promise<HubClient>;
+  /** Registers a device and enrolls it into an agent config (one per call unless configPath is given). */
+  enroll(name: string, target: string, options?: { configPath?: string; tags?: Record<string, string>; edgeName?: string }): Promise<string>;
+  startAgent(configPath: string): Promise<AgentHandle>;
+  tunnel(client: HubClient, device: string, onEvent?: (e: TunnelEvent) => void): Promise<TunnelHandle>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(options: { config?: unknown; clock?: Clock } = {}): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'db-int-'));
+  const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  const config: HubConfig = parseHubConfig(options.config ?? {}, 'test config');
+  const hub = await startHub({ dataDir: join(dir, 'hub'), host: '127.0.0.1', port: 0, logger: silentLogger(), config, ...(options.clock ? { clock: options.clock } : {}) });
+  cleanups.push(() => hub.close());
+  const connect = async (token: string): Promise<HubClient> => {
+    const c = await HubClient.connect({ hubUrl: hub.url, token, caPin: hub.caPin }, { cacheDir: join(dir, 'client-ca') });
+    cleanups.push(() => c.close());
+    return c;
+  };
+  const admin = await connect(hub.bootstrapAdminToken ?? readAdminToken(hub.dataDir));
+  let agents = 0;
+  return {
+    dir,
+    hub,
+    admin,
+    client: connect,
+    enroll: async (name, target, opts = {}) => {
+      const added = await admin.request<{ enrollmentToken: string }>('POST', '/v1/devices', { name, tags: opts.tags ?? {} });
+      const configPath = opts.configPath ?? join(dir, `agent-${++agents}`, 'agent.yaml');
+      await enrollDevice({ token: added.enrollmentToken, target, configPath, edgeName: opts.edgeName ?? `edge-${agents}` });
+      return configPath;
+    },
+    startAgent: async (configPath) => {
+      const agent = await startAgent({ configPath, logger: silentLogger(), ...(options.clock ? { clock: options.clock } : {}) });
+      cleanups.push(() => agent.close());
+      await agent.waitOnline(15_000);
+      return agent;
+    },
+    tunnel: async (client, device, onEvent) => {
+      const tunnel = await openTunnel({ client, device, ...(onEvent ? { onEvent } : {}) });
+      cleanups.push(() => tunnel.close());
+      return tunnel;
+    },
+    close: async () => {
+      for (const cleanup of cleanups.reverse()) await cleanup();
+    },
+  };
+}
+
+/** A TCP echo server; with onEndReply it answers that after the client finishes sending. */
+export async function echoServer(options: { onEndReply?: string } = {}): Promise<{ port: number; sockets: Set<Socket>; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.pipe(socket, { end: false });
+    socket.on('end', () => socket.end(options.onEndReply ?? ''));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    sockets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
