@@ -11,6 +11,7 @@ import { auditCommand } from './commands/audit.js';
 import { connectCommand, proxyCommand, sshCommand } from './commands/connect.js';
 import { demoCommand } from './commands/demo.js';
 import { devicesCommand } from './commands/devices.js';
+import { edgesCommand } from './commands/edges.js';
 import { hubCommand } from './commands/hub.js';
 import { loginCommand } from './commands/login.js';
 import { sessionsCommand } from './commands/sessions.js';
@@ -38,7 +39,7 @@ const program = new Command('drawbridge')
   .exitOverride();
 
 for (const command of [
-  demoCommand(), hubCommand(), loginCommand(), devicesCommand(), agentCommand(), connectCommand(), proxyCommand(),
+  demoCommand(), hubCommand(), loginCommand(), devicesCommand(), edgesCommand(), agentCommand(), connectCommand(), proxyCommand(),
   sshCommand(), usersCommand(), tokensCommand(), accessCommand(), sessionsCommand(), auditCommand(),
 ]) {
   program.addCommand(command);

@@ -22,10 +22,12 @@ export const STREAM_HEADER_BYTES = 5;
 
 /**
  * Largest DATA payload in one frame. Small frames keep an interactive stream from waiting
- * behind a bulk one on the same link (a frame is the unit of interleaving), and one frame
- * plus its headers fits one 16 KiB TLS record.
+ * behind a bulk one on the same link (a frame is the unit of interleaving). The size makes a
+ * full frame from a client or agent (masked: 2 + 2 + 4 header bytes, then 5 of stream
+ * header) exactly one 16 KiB TLS record, so the hub reads whole frames and forwards each in
+ * one record of its own, instead of splitting every frame across two reads.
  */
-export const MAX_DATA_BYTES = 16 * 1024 - 32;
+export const MAX_DATA_BYTES = 16 * 1024 - 13;
 
 /** Control frames (ping, pong, close) carry at most 125 bytes (RFC 6455 5.5). */
 const MAX_CONTROL_FRAME_PAYLOAD = 125;

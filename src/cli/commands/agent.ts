@@ -21,12 +21,20 @@ export function agentCommand(): Command {
       if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new DrawbridgeError('VALIDATION_FAILED', `--max-streams must be an integer 1-10000 (got "${v}")`);
       return n;
     })
+    .option('--edge-name <name>', 'name of this host on the hub, at its first enrollment (default: the host name)')
     .option('--json', 'JSON output')
-    .action(async (token: string, opts: { target: string; config: string; maxStreams?: number; json?: boolean }) => {
-      const result = await enrollDevice({ token, target: opts.target, configPath: opts.config, ...(opts.maxStreams ? { maxStreams: opts.maxStreams } : {}) });
+    .action(async (token: string, opts: { target: string; config: string; maxStreams?: number; edgeName?: string; json?: boolean }) => {
+      const result = await enrollDevice({
+        token,
+        target: opts.target,
+        configPath: opts.config,
+        ...(opts.maxStreams ? { maxStreams: opts.maxStreams } : {}),
+        ...(opts.edgeName ? { edgeName: opts.edgeName } : {}),
+      });
       if (opts.json) return void process.stdout.write(JSON.stringify(result) + '\n');
       process.stdout.write(
         `enrolled "${result.device}" with ${result.hubUrl}; target ${opts.target}\n` +
+          `edge: ${result.edge.name}${result.edge.created ? ' (new: its signing and encryption keys were generated here)' : ''}\n` +
           `key: ${result.keyFile} (mode 0600, never leaves this machine)\nconfig: ${result.configPath}\n` +
           `start it with: drawbridge agent run${opts.config === defaultAgentConfigPath() ? '' : ` --config ${opts.config}`}\n`,
       );
@@ -34,7 +42,7 @@ export function agentCommand(): Command {
 
   agent
     .command('run')
-    .description('run every virtual device in the config file (structured JSON logs on stderr)')
+    .description('run every virtual device in the config file over one link to the hub (structured JSON logs on stderr)')
     .option('--config <file>', 'agent config file', defaultAgentConfigPath())
     .action(async (opts: { config: string }) => {
       const handle = await startAgent({ configPath: opts.config });

@@ -24,6 +24,12 @@ export function connectCommand(): Command {
       client.close();
       throw error;
     });
+    // The link is dialled now, so a refused token or an unreachable hub fails at once, and
+    // the first connection needs no handshake of its own.
+    await client.link().ensure().catch((error: unknown) => {
+      client.close();
+      throw error;
+    });
     if (!info.enabled) process.stderr.write(`drawbridge: warning: device "${device}" is disabled; connections will be refused until it is enabled\n`);
     else if (!info.online) process.stderr.write(`drawbridge: warning: device "${device}" is offline right now; connections will fail until its agent connects\n`);
     const tunnel = await openTunnel({
