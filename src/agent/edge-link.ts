@@ -154,6 +154,7 @@ export class EdgeLink {
     } catch (error) {
       const e = error instanceof DrawbridgeError ? error : new DrawbridgeError('HUB_UNREACHABLE', String(error));
       this.lastError = `${e.code}: ${e.message}`;
+      this.logger.info({ hub: this.hubUrl, errorCode: e.code, err: e.message }, 'hub link failed; retrying');
       this.scheduleReconnect(e.code);
       return;
     }
@@ -406,8 +407,8 @@ export class EdgeLink {
             : 'the hub refuses this edge; re-enroll a device to register it again',
       );
     }
+    // Not unref'd: this timer is what keeps `agent run` alive while the hub is away.
     this.reconnectTimer = this.clock.setTimeout(() => void this.dial(), delay);
-    this.reconnectTimer.unref();
   }
 
   /** Capped exponential backoff with full jitter: never a tight loop, never a thundering herd. */

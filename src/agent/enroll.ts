@@ -15,7 +15,7 @@ import { HubClient } from '../client/hub-client.js';
 import { writeFileAtomic } from '../util/files.js';
 import { isValidName } from '../util/names.js';
 import { AgentEdgeSchema, loadAgentConfig, parseTarget, resolveKeyPath, upsertAgentDevice } from './config.js';
-import { loadOrCreateEdgeIdentity, signWith } from './identity.js';
+import { loadOrGenerateEdgeIdentity, signWith } from './identity.js';
 
 export interface EnrollOptions {
   token: string;
@@ -52,7 +52,7 @@ export async function enrollDevice(options: EnrollOptions): Promise<EnrollResult
   if (existing?.edge && options.edgeName && options.edgeName !== existing.edge.name) {
     throw new DrawbridgeError('VALIDATION_FAILED', `this agent is already edge "${existing.edge.name}"; --edge-name only names a new edge`);
   }
-  const edge = loadOrCreateEdgeIdentity(resolveKeyPath(options.configPath, edgeConfig.keyFile), resolveKeyPath(options.configPath, edgeConfig.encryptionKeyFile));
+  const edge = loadOrGenerateEdgeIdentity(resolveKeyPath(options.configPath, edgeConfig.keyFile), resolveKeyPath(options.configPath, edgeConfig.encryptionKeyFile));
 
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
   const devicePublicKey = (publicKey.export({ type: 'spki', format: 'der' }) as Buffer).toString('base64');
@@ -71,6 +71,7 @@ export async function enrollDevice(options: EnrollOptions): Promise<EnrollResult
       publicKey: devicePublicKey,
       edge: {
         name: edgeConfig.name,
+        nameChosen: options.edgeName !== undefined,
         hostname: hostname(),
         signingKey: edge.signingPublicKey,
         encryptionKey: edge.encryptionPublicKey,
@@ -83,7 +84,8 @@ export async function enrollDevice(options: EnrollOptions): Promise<EnrollResult
   } finally {
     client.close();
   }
-  // The hub now holds the new public key: install the matching private key, then the config.
+  // The hub now holds the new public keys: install the matching private keys, then the config.
+  edge.save();
   renameSync(pendingKeyPath, keyPath);
   upsertAgentDevice(
     options.configPath,

@@ -35,9 +35,7 @@ function loadKey(path: string, type: 'ed25519' | 'x25519'): KeyObject {
   return key;
 }
 
-export function loadEdgeIdentity(signingKeyPath: string, encryptionKeyPath: string): EdgeIdentity {
-  const signingKey = loadKey(signingKeyPath, 'ed25519');
-  const encryptionKey = loadKey(encryptionKeyPath, 'x25519');
+function identityOf(signingKey: KeyObject, encryptionKey: KeyObject): EdgeIdentity {
   const signingDer = publicDer(signingKey);
   return {
     id: edgeIdOf(signingDer),
@@ -48,19 +46,33 @@ export function loadEdgeIdentity(signingKeyPath: string, encryptionKeyPath: stri
   };
 }
 
-/** Loads the edge's keys, creating both (mode 0600) when neither exists yet. */
-export function loadOrCreateEdgeIdentity(signingKeyPath: string, encryptionKeyPath: string): EdgeIdentity & { created: boolean } {
+export function loadEdgeIdentity(signingKeyPath: string, encryptionKeyPath: string): EdgeIdentity {
+  return identityOf(loadKey(signingKeyPath, 'ed25519'), loadKey(encryptionKeyPath, 'x25519'));
+}
+
+/**
+ * Loads the edge's keys, or makes new ones in memory when neither file exists. New keys are
+ * written only by `save()`, once the hub has accepted them, so a failed first enrollment
+ * leaves nothing behind.
+ */
+export function loadOrGenerateEdgeIdentity(signingKeyPath: string, encryptionKeyPath: string): EdgeIdentity & { created: boolean; save(): void } {
   const haveSigning = existsSync(signingKeyPath);
   const haveEncryption = existsSync(encryptionKeyPath);
   if (haveSigning !== haveEncryption) {
     throw new DrawbridgeError('CONFIG_INVALID', `only one of the edge keys exists (${haveSigning ? signingKeyPath : encryptionKeyPath}); restore the other or remove both to make a new edge identity`);
   }
-  if (!haveSigning) {
-    const pem = (key: KeyObject): string => key.export({ type: 'pkcs8', format: 'pem' }) as string;
-    writeFileAtomic(signingKeyPath, pem(generateKeyPairSync('ed25519').privateKey), 0o600);
-    writeFileAtomic(encryptionKeyPath, pem(generateKeyPairSync('x25519').privateKey), 0o600);
-  }
-  return { ...loadEdgeIdentity(signingKeyPath, encryptionKeyPath), created: !haveSigning };
+  if (haveSigning) return { ...loadEdgeIdentity(signingKeyPath, encryptionKeyPath), created: false, save: () => undefined };
+  const signingKey = generateKeyPairSync('ed25519').privateKey;
+  const encryptionKey = generateKeyPairSync('x25519').privateKey;
+  const pem = (key: KeyObject): string => key.export({ type: 'pkcs8', format: 'pem' }) as string;
+  return {
+    ...identityOf(signingKey, encryptionKey),
+    created: true,
+    save: () => {
+      writeFileAtomic(signingKeyPath, pem(signingKey), 0o600);
+      writeFileAtomic(encryptionKeyPath, pem(encryptionKey), 0o600);
+    },
+  };
 }
 
 export function signWith(key: KeyObject, payload: Buffer): string {

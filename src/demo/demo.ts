@@ -75,7 +75,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoHandle> {
     const agent: AgentHandle = await startAgent({ configPath, logger });
     cleanups.push(() => agent.close());
     await agent.waitOnline(15_000);
-    out(`4. agent enrolled (Ed25519 key generated on the edge) and online; config ${configPath}`);
+    out(`4. agent enrolled (edge and device keys generated on the edge; one link to the hub) and online; config ${configPath}`);
 
     const tunnel = await openTunnel({ client, device });
     cleanups.push(() => tunnel.close());
@@ -92,7 +92,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoHandle> {
     out('Try it yourself (in another terminal):');
     out(`  curl http://${tunnel.host}:${tunnel.port}/status.json`);
     out(`  drawbridge login --hub ${hub.url} --token "$(cat ${hub.adminTokenFile})" --ca-pin ${hub.caPin}`);
-    out(`  drawbridge devices list`);
+    out(`  drawbridge devices list ; drawbridge edges list`);
     out(`  drawbridge connect ${device} --listen 127.0.0.1:8080     # then open http://127.0.0.1:8080/`);
     out(`  drawbridge sessions list ; drawbridge audit tail ; drawbridge audit verify`);
     return { ok, hub, tunnel, close };

@@ -46,6 +46,8 @@ export const EnrollBody = z.strictObject({
   /** The agent's own identity: created on the edge at its first enrollment. */
   edge: z.strictObject({
     name: z.string().max(63),
+    /** true when the operator chose the name (--edge-name): a clash is then an error, not renamed */
+    nameChosen: z.boolean().default(false),
     hostname: z.string().max(253),
     signingKey: z.string().min(40).max(200),
     encryptionKey: z.string().min(40).max(200),
@@ -184,9 +186,16 @@ async function enrollingEdge(s: HubServices, input: z.output<typeof EnrollBody>,
     if (existing.encryptionKey !== input.edge.encryptionKey) throw new DrawbridgeError('CONFLICT', `edge "${existing.name}" is registered with another encryption key`);
     return existing;
   }
-  const name = assertValidName(input.edge.name, 'edge name');
+  let name = assertValidName(input.edge.name, 'edge name');
   if (await s.store.getEdgeByName(name)) {
-    throw new DrawbridgeError('EDGE_NAME_TAKEN', `another edge is already called "${name}"; enroll with --edge-name to pick another name for this host`);
+    if (input.edge.nameChosen) {
+      throw new DrawbridgeError('EDGE_NAME_TAKEN', `another edge is already called "${name}"; pick another --edge-name for this host`);
+    }
+    // A default name (the host name) that is taken, as on cloned images: number it.
+    const base = name.slice(0, 58);
+    let n = 2;
+    while (await s.store.getEdgeByName(`${base}-${n}`)) n++;
+    name = `${base}-${n}`;
   }
   return {
     id,

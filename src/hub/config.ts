@@ -73,7 +73,7 @@ export const HubConfigSchema = z.strictObject({
       /** Failed authentications per source address per minute before answering 429. */
       authFailuresPerMinute: z.number().int().min(1).max(100_000).default(20),
       /** Links are pinged this often; a link silent for two intervals is cut (dead peers found within 30 s). */
-      pingInterval: duration.prefault('10s'),
+      pingInterval: duration.pipe(z.number().min(100, 'at least 100ms').max(600_000, 'at most 10m')).prefault('10s'),
     })
     .prefault({}),
 });

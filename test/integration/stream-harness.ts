@@ -2,11 +2,14 @@
  * In-process harness for the data path: a hub, agents and client tunnels in this process,
  * on real sockets (port 0), real TLS and a real database file in a temp directory.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { startAgent, type AgentHandle } from '../../src/agent/agent.js';
+import { AgentConfigSchema } from '../../src/agent/config.js';
 import { enrollDevice } from '../../src/agent/enroll.js';
 import { HubClient } from '../../src/client/hub-client.js';
 import { openTunnel, type TunnelEvent, type TunnelHandle } from '../../src/client/tunnel.js';
@@ -24,7 +27,10 @@ export interface Harness {
   client(token: string): Promise<HubClient>;
   /** Registers a device and enrolls it into an agent config (one per call unless configPath is given). */
   enroll(name: string, target: string, options?: { configPath?: string; tags?: Record<string, string>; edgeName?: string }): Promise<string>;
-  startAgent(configPath: string): Promise<AgentHandle>;
+  /** Starts an agent on a config; `limits` override the file's agent limits (e.g. connectTimeout). */
+  startAgent(configPath: string, options?: { limits?: Record<string, string>; wait?: boolean }): Promise<AgentHandle>;
+  /** A user with a role and a client for their token. */
+  user(name: string, role: 'admin' | 'operator' | 'approver' | 'auditor'): Promise<{ token: string; client: HubClient }>;
   tunnel(client: HubClient, device: string, onEvent?: (e: TunnelEvent) => void): Promise<TunnelHandle>;
   close(): Promise<void>;
 }
@@ -50,14 +56,23 @@ export async function startHarness(options: { config?: unknown; clock?: Clock } 
     enroll: async (name, target, opts = {}) => {
       const added = await admin.request<{ enrollmentToken: string }>('POST', '/v1/devices', { name, tags: opts.tags ?? {} });
       const configPath = opts.configPath ?? join(dir, `agent-${++agents}`, 'agent.yaml');
-      await enrollDevice({ token: added.enrollmentToken, target, configPath, edgeName: opts.edgeName ?? `edge-${agents}` });
+      // A new agent gets a name of its own; an existing one keeps its edge.
+      const edgeName = opts.edgeName ?? (opts.configPath ? undefined : `edge-${agents}`);
+      await enrollDevice({ token: added.enrollmentToken, target, configPath, ...(edgeName ? { edgeName } : {}) });
       return configPath;
     },
-    startAgent: async (configPath) => {
-      const agent = await startAgent({ configPath, logger: silentLogger(), ...(options.clock ? { clock: options.clock } : {}) });
+    startAgent: async (configPath, opts = {}) => {
+      const raw = parseYaml(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+      const config = AgentConfigSchema.parse({ ...raw, limits: { ...(raw['limits'] as object | undefined), ...opts.limits } });
+      // Agents keep the system clock: the test drives the hub's time, as on separate machines.
+      const agent = await startAgent({ configPath, config, logger: silentLogger() });
       cleanups.push(() => agent.close());
-      await agent.waitOnline(15_000);
+      if (opts.wait !== false) await agent.waitOnline(15_000);
       return agent;
+    },
+    user: async (name, role) => {
+      const { token } = await admin.request<{ token: string }>('POST', '/v1/users', { name, role });
+      return { token, client: await connect(token) };
     },
     tunnel: async (client, device, onEvent) => {
       const tunnel = await openTunnel({ client, device, ...(onEvent ? { onEvent } : {}) });
@@ -90,4 +105,30 @@ export async function echoServer(options: { onEndReply?: string } = {}): Promise
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A TCP port where connections never complete: a listener that never accepts, its accept
+ * queue already full, so the kernel drops new SYNs and connect() hangs until it times out.
+ * (Node always accepts, so a tiny python3 process holds the socket.)
+ */
+export async function blackhole(): Promise<{ port: number; close(): void }> {
+  const script = [
+    'import socket, sys',
+    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
+    'port = s.getsockname()[1]; fill = []',
+    'for i in range(3):',
+    '    c = socket.socket(); c.setblocking(False)',
+    '    try: c.connect(("127.0.0.1", port))',
+    '    except BlockingIOError: pass',
+    '    fill.append(c)',
+    'print(port, flush=True)',
+    'sys.stdin.read()',
+  ].join('\n');
+  const child = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.stdout.once('data', (c: Buffer) => resolve(Number(c.toString().trim())));
+  });
+  return { port, close: () => child.kill() };
 }

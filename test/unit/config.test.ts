@@ -31,7 +31,8 @@ describe('hub config', () => {
     const config = defaultHubConfig();
     assert.equal(config.access.maxDuration, 8 * 3_600_000);
     assert.equal(config.limits.maxStreamsPerDevice, 64);
-    assert.equal(config.limits.rendezvousTimeout, 30_000);
+    assert.equal(config.limits.streamConnectTimeout, 15_000);
+    assert.equal(config.limits.streamWindow, 512 * 1024);
     assert.equal(config.limits.authFailuresPerMinute, 20);
     assert.equal(config.webhook, undefined);
     assert.deepEqual(parseHubConfig(null, 'x'), config);
@@ -39,12 +40,13 @@ describe('hub config', () => {
 
   it('reads durations and nested lists', () => {
     const config = parseHubConfig(
-      { access: { maxDuration: '1h30m', autoApprove: [{ tags: { site: 'lab' }, maxDuration: '15m' }] }, limits: { rendezvousTimeout: '2s' } },
+      { access: { maxDuration: '1h30m', autoApprove: [{ tags: { site: 'lab' }, maxDuration: '15m' }] }, limits: { streamConnectTimeout: '2s', streamWindow: '1MiB' } },
       'hub.yaml',
     );
     assert.equal(config.access.maxDuration, 5_400_000);
     assert.deepEqual(config.access.autoApprove, [{ tags: { site: 'lab' }, maxDuration: 900_000 }]);
-    assert.equal(config.limits.rendezvousTimeout, 2000);
+    assert.equal(config.limits.streamConnectTimeout, 2000);
+    assert.equal(config.limits.streamWindow, 1024 * 1024);
   });
 
   it('refuses unknown keys at any depth, naming them', () => {

@@ -18,7 +18,7 @@ import {
   tempDir,
   waitFor,
   type HubProcess,
-} from './helpers.js';
+} from '../helpers.js';
 
 interface DeviceRow {
   name: string;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { addDeviceWithAgent, cleanup, exchange, startConnect, startEchoServer, startHubProcess, type HubProcess } from './helpers.js';
+import { addDeviceWithAgent, cleanup, exchange, startConnect, startEchoServer, startHubProcess, type HubProcess } from '../helpers.js';
 
 const TCP_LISTEN = '0A';
 

@@ -19,7 +19,7 @@ import {
   tempDir,
   type HubProcess,
   type SshdProcess,
-} from './helpers.js';
+} from '../helpers.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -19,7 +19,7 @@ import {
   tempDir,
   waitFor,
   type HubProcess,
-} from './helpers.js';
+} from '../helpers.js';
 
 describe('liveness', () => {
   let hub: HubProcess;
@@ -47,7 +47,7 @@ describe('liveness', () => {
     hub.child.kill('SIGSTOP');
     const frozenAt = Date.now();
     try {
-      await waitFor(() => agent.stderr().includes('hub link stale'), 8_000, 'agent to notice the frozen hub');
+      await waitFor(() => agent.stderr().includes('link silent for two ping intervals'), 8_000, 'agent to notice the frozen hub');
     } finally {
       hub.child.kill('SIGCONT');
     }
