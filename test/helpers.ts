@@ -158,16 +158,16 @@ export async function addDeviceWithAgent(
   hub: HubProcess,
   name: string,
   target: string,
-  options: { configPath?: string; tags?: string[]; start?: boolean } = {},
+  options: { configPath?: string; tags?: string[]; start?: boolean; env?: Record<string, string> } = {},
 ): Promise<{ configPath: string; agent?: Awaited<ReturnType<typeof spawnCli>> }> {
   const added = await runCli(['devices', 'add', name, '--json', ...(options.tags ?? []).flatMap((t) => ['--tag', t])], { env: hub.env });
   if (added.code !== 0) throw new Error(`devices add failed: ${added.stderr}`);
   const token = (JSON.parse(added.stdout) as { enrollmentToken: string }).enrollmentToken;
   const configPath = options.configPath ?? join(tempDir('db-agent-'), 'agent.yaml');
-  const enrolled = await runCli(['agent', 'enroll', token, '--target', target, '--config', configPath], { env: { DRAWBRIDGE_CONFIG_DIR: tempDir() } });
+  const enrolled = await runCli(['agent', 'enroll', token, '--target', target, '--config', configPath], { env: { DRAWBRIDGE_CONFIG_DIR: tempDir(), ...options.env } });
   if (enrolled.code !== 0) throw new Error(`agent enroll failed: ${enrolled.stderr}`);
   if (options.start === false) return { configPath };
-  const agent = await spawnCli(['agent', 'run', '--config', configPath], {});
+  const agent = await spawnCli(['agent', 'run', '--config', configPath], { ...(options.env ? { env: options.env } : {}) });
   await waitFor(() => agent.stderr().includes('"device online"') && agent.stderr().includes(`"device":"${name}"`), 15_000, `agent for ${name} online`);
   return { configPath, agent };
 }

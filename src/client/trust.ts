@@ -13,6 +13,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { createSecureContext, rootCertificates, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import { DrawbridgeError } from '../errors.js';
+import { proxyAgentFor } from '../transport/proxy.js';
 import { writeFileAtomic } from '../util/files.js';
 
 export interface HubTrust {
@@ -77,7 +78,8 @@ export async function fetchPinnedCa(hubUrl: string, pin: string): Promise<string
   const expected = normalizePin(pin);
   const url = new URL('/v1/ca.pem', hubUrl);
   const pem = await new Promise<string>((resolve, reject) => {
-    const req = request(url, { method: 'GET', rejectUnauthorized: false, timeout: 10_000 }, (res) => {
+    const proxy = proxyAgentFor(url);
+    const req = request(url, { method: 'GET', rejectUnauthorized: false, timeout: 10_000, ...(proxy ? { agent: proxy } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {

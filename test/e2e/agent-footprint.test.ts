@@ -22,6 +22,19 @@ function tcpStates(): Map<string, string> {
   return states;
 }
 
+/** socket inode -> remote port, for every TCP socket on the machine */
+function remotePorts(): Map<string, number> {
+  const ports = new Map<string, number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const remote = fields[2]?.split(':')[1];
+      if (fields.length > 9 && remote) ports.set(fields[9] as string, parseInt(remote, 16));
+    }
+  }
+  return ports;
+}
+
 function socketInodes(pid: number): string[] {
   const inodes: string[] = [];
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
@@ -49,8 +62,10 @@ describe('agent network footprint', () => {
     await echo?.close();
   });
 
-  it('holds TCP sockets to the hub and target only, none listening', async () => {
-    const { agent } = await addDeviceWithAgent(hub, 'quiet-a', `127.0.0.1:${echo.port}`);
+  it('holds one TCP connection to the hub for all its devices, plus targets, none listening', async () => {
+    const { configPath } = await addDeviceWithAgent(hub, 'quiet-b', `127.0.0.1:${echo.port}`, { start: false });
+    await addDeviceWithAgent(hub, 'quiet-c', `127.0.0.1:${echo.port}`, { configPath, start: false });
+    const { agent } = await addDeviceWithAgent(hub, 'quiet-a', `127.0.0.1:${echo.port}`, { configPath });
     assert.ok(agent?.child.pid);
     const tunnel = await startConnect(hub.env, 'quiet-a');
     // Look while a stream is open too: a stream must not open a port either.
@@ -62,6 +77,8 @@ describe('agent network footprint', () => {
     assert.ok(tcp.length >= 1, 'the agent holds at least its control connection');
     const listening = tcp.filter((inode) => states.get(inode) === TCP_LISTEN);
     assert.deepEqual(listening, [], 'the agent must not listen on any TCP port');
+    const toHub = tcp.filter((inode) => remotePorts().get(inode) === hub.port);
+    assert.equal(toHub.length, 1, 'three devices, one connection to the hub');
     assert.equal((await reply).length, 8 * 1024 * 1024);
   });
 });
