@@ -8,7 +8,7 @@ import { DrawbridgeError } from '../errors.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { loadAgentConfig, resolveKeyPath, type AgentConfig, type AgentDeviceConfig } from './config.js';
-import { EdgeLink, type DeviceStatus, type EdgeLinkStatus } from './edge-link.js';
+import { EdgeLink, type AgentFeature, type DeviceStatus, type EdgeLinkStatus } from './edge-link.js';
 import { loadEdgeIdentity } from './identity.js';
 
 export interface AgentOptions {
@@ -17,6 +17,8 @@ export interface AgentOptions {
   config?: AgentConfig;
   logger?: Logger;
   clock?: Clock;
+  /** Features riding on the hub link (secrets, telemetry), in addition to streams. */
+  features?: AgentFeature[];
 }
 
 export interface AgentHandle {
@@ -48,7 +50,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     const first = devices[0] as AgentDeviceConfig;
     // Trust is resolved from the local cache written at enrollment; the pin is checked again.
     const trust = await resolveTrust(first.hubUrl, first.caPin, caCache);
-    links.push(new EdgeLink(first.hubUrl, first.caPin, devices, edge, trust, config.limits, logger, clock, (d) => resolveKeyPath(options.configPath, d.keyFile)));
+    links.push(new EdgeLink(first.hubUrl, first.caPin, devices, edge, trust, config.limits, logger, clock, (d) => resolveKeyPath(options.configPath, d.keyFile), options.features ?? []));
   }
   for (const link of links) link.start();
   logger.info({ edge: config.edge.name, devices: config.devices.map((d) => d.name), config: options.configPath }, 'agent started');

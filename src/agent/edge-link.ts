@@ -28,8 +28,19 @@ import { VERSION } from '../version.js';
 import { parseTarget, type AgentConfig, type AgentDeviceConfig } from './config.js';
 import { signWith, type EdgeIdentity } from './identity.js';
 
-/** Capabilities this agent implements. */
+/** Capabilities the agent implements itself; features add theirs. */
 export const AGENT_CAPABILITIES = [BASE_CAPABILITY, 'streams'];
+
+/**
+ * A feature that rides on the agent's link (secrets, telemetry): it announces its
+ * capability, and is told when a link to a hub that offers the same capability is
+ * authenticated (register handlers on the link, start sending) and when it is gone.
+ */
+export interface AgentFeature {
+  readonly capability: string;
+  online(link: Link, hub: { url: string; edge: { id: string; name: string } }): void;
+  offline?(hubUrl: string): void;
+}
 
 /** Retry delay after the hub refused the edge itself (unknown, removed, disabled, replaced). */
 const PERMANENT_FAILURE_RETRY_MS = 60_000;
@@ -91,6 +102,7 @@ export class EdgeLink {
     private readonly logger: Logger,
     private readonly clock: Clock,
     private readonly keyPath: (device: AgentDeviceConfig) => string,
+    private readonly features: readonly AgentFeature[] = [],
   ) {
     for (const config of deviceConfigs) {
       this.devices.set(config.name, {
@@ -188,14 +200,15 @@ export class EdgeLink {
     }
     this.nonce = hello.nonce;
     this.limits = hello.limits;
-    link.peerCapabilities = new Set([BASE_CAPABILITY, ...hello.capabilities.filter((c) => AGENT_CAPABILITIES.includes(c))]);
+    const mine = [...AGENT_CAPABILITIES, ...this.features.map((f) => f.capability)];
+    link.peerCapabilities = new Set([BASE_CAPABILITY, ...hello.capabilities.filter((c) => mine.includes(c))]);
     link
       .request(EdgeAuth, {
         edge: this.edge.id,
         signature: signWith(this.edge.signingKey, edgeAuthPayload(this.edge.id, hello.nonce, this.caPin)),
         agentVersion: VERSION,
         hostname: hostname().slice(0, 253),
-        capabilities: AGENT_CAPABILITIES,
+        capabilities: mine,
       })
       .then(
         (result) => {
@@ -211,6 +224,14 @@ export class EdgeLink {
             if (hosted && hosted.state !== 'online') this.attach(link, [hosted]);
           });
           this.attach(link, [...this.devices.values()]);
+          for (const feature of this.features) {
+            if (!link.peerCapabilities.has(feature.capability)) continue;
+            try {
+              feature.online(link, { url: this.hubUrl, edge: result.edge });
+            } catch (error) {
+              this.logger.error({ err: error, capability: feature.capability }, 'agent feature failed to start on the link');
+            }
+          }
         },
         (error: DrawbridgeError) => {
           this.lastError = `${error.code}: ${error.message}`;
@@ -372,6 +393,7 @@ export class EdgeLink {
     const error = new DrawbridgeError('LINK_LOST', `the link to the hub closed (${info.code}${info.reason ? `: ${info.reason}` : ''})`);
     this.endpoints?.failAll(error);
     this.endpoints = undefined;
+    if (this.state === 'online') for (const feature of this.features) feature.offline?.(this.hubUrl);
     for (const pending of this.connecting.values()) pending.cancelled = true;
     for (const device of this.devices.values()) {
       this.clock.clearTimeout(device.retryTimer);

@@ -24,8 +24,19 @@ import type { HubConfig } from './config.js';
 import type { HubMetrics } from './metrics.js';
 import type { Relay } from './relay.js';
 
-/** Capabilities the hub implements on agent links. */
+/** Capabilities the hub implements on agent links itself; features add theirs. */
 export const HUB_AGENT_CAPABILITIES = [BASE_CAPABILITY, 'streams'];
+
+/**
+ * A feature that rides on edge links (secret delivery, telemetry): it announces its
+ * capability, and is told when an edge that announced the same capability comes online
+ * (register handlers on `connection.link`, push state) and when its link is gone.
+ */
+export interface EdgeFeature {
+  readonly capability: string;
+  online(connection: EdgeConnection): void;
+  offline?(connection: EdgeConnection): void;
+}
 
 export interface AttachedDevice {
   readonly device: string;
@@ -54,6 +65,7 @@ const DEVICE_AUTH_FAILED = (name: string): DrawbridgeError =>
 export class EdgeRegistry {
   private readonly edges = new Map<string, EdgeConnection>();
   private readonly devices = new Map<string, AttachedDevice>();
+  private readonly features: EdgeFeature[] = [];
   private pendingHandshakes = 0;
 
   constructor(
@@ -67,6 +79,21 @@ export class EdgeRegistry {
     private readonly clock: Clock,
     private readonly version: string,
   ) {}
+
+  /** Adds a feature; edges that come online from now on get it. */
+  use(feature: EdgeFeature): void {
+    this.features.push(feature);
+  }
+
+  /** Every capability the hub offers agents. */
+  capabilities(): string[] {
+    return [...HUB_AGENT_CAPABILITIES, ...this.features.map((f) => f.capability)];
+  }
+
+  /** Edges online now (for features that push to them). */
+  connections(): EdgeConnection[] {
+    return [...this.edges.values()];
+  }
 
   get(device: string): AttachedDevice | undefined {
     return this.devices.get(device);
@@ -159,7 +186,7 @@ export class EdgeRegistry {
     link.send(Hello, {
       protocol: PROTOCOL_VERSION,
       hubVersion: this.version,
-      capabilities: HUB_AGENT_CAPABILITIES,
+      capabilities: this.capabilities(),
       limits: this.limits(),
       nonce,
     });
@@ -173,7 +200,8 @@ export class EdgeRegistry {
       previous.link.closeWithError(new DrawbridgeError('EDGE_REPLACED', 'a newer link for this edge took over'));
       this.dropConnection(previous, new DrawbridgeError('EDGE_DISCONNECTED', `edge "${edge.name}" reconnected`));
     }
-    link.peerCapabilities = new Set([BASE_CAPABILITY, ...auth.capabilities.filter((c) => HUB_AGENT_CAPABILITIES.includes(c))]);
+    const offered = this.capabilities();
+    link.peerCapabilities = new Set([BASE_CAPABILITY, ...auth.capabilities.filter((c) => offered.includes(c))]);
     const connection: EdgeConnection = {
       edge,
       link,
@@ -189,6 +217,12 @@ export class EdgeRegistry {
       .touchEdge(edge.id, { lastSeenAt: this.clock.now(), agentVersion: auth.agentVersion, remoteAddress: source, hostname: auth.hostname })
       .catch((error: unknown) => this.logger.error({ err: error }, 'could not record the edge connection'));
     this.logger.info({ edge: edge.name, remoteAddress: source, agentVersion: auth.agentVersion }, 'edge online');
+    // After the reply to edge.auth is on its way: features may send at once.
+    queueMicrotask(() => {
+      for (const feature of this.features) {
+        if (this.edges.get(edge.id) === connection && link.peerCapabilities.has(feature.capability)) this.runFeature(feature, 'online', connection);
+      }
+    });
     return connection;
   }
 
@@ -266,8 +300,18 @@ export class EdgeRegistry {
     this.dropConnection(connection, new DrawbridgeError('EDGE_DISCONNECTED', `the agent of edge "${connection.edge.name}" disconnected`));
   }
 
+  private runFeature(feature: EdgeFeature, event: 'online' | 'offline', connection: EdgeConnection): void {
+    try {
+      feature[event]?.(connection);
+    } catch (error) {
+      this.logger.error({ err: error, capability: feature.capability, edge: connection.edge.name }, `edge feature failed on ${event}`);
+    }
+  }
+
   private dropConnection(connection: EdgeConnection, error: DrawbridgeError): void {
-    if (this.edges.get(connection.edge.id) === connection) this.edges.delete(connection.edge.id);
+    if (this.edges.get(connection.edge.id) !== connection) return;
+    this.edges.delete(connection.edge.id);
+    for (const feature of this.features) if (connection.link.peerCapabilities.has(feature.capability)) this.runFeature(feature, 'offline', connection);
     const now = this.clock.now();
     for (const device of connection.devices) {
       if (this.devices.get(device)?.edge === connection) this.devices.delete(device);

@@ -201,8 +201,12 @@ export class SqliteStore implements Store {
     if (this.db.open) this.db.close();
   }
 
-  /** Runs `fn` and appends `audit` in one transaction. */
-  private withAudit<T>(audit: AuditEntry | undefined, fn: () => T): T {
+  /**
+   * Runs `fn` and appends `audit` in one immediate transaction: the action and its record
+   * land together or not at all. Public for this engine's per-area repositories (vault,
+   * monitoring), which keep their SQL in files of their own.
+   */
+  withAudit<T>(audit: AuditEntry | undefined, fn: () => T): T {
     return this.db.transaction(() => {
       const result = fn();
       if (audit) this.appendAuditSync(audit);
