@@ -66,6 +66,8 @@ interface HostedDevice {
   lastError: string | null;
   connects: number;
   streams: Set<StreamEndpoint>;
+  /** Streams whose target is still connecting: they count against maxStreams too. */
+  connecting: number;
   retryTimer?: TimerHandle;
 }
 
@@ -113,6 +115,7 @@ export class EdgeLink {
         lastError: null,
         connects: 0,
         streams: new Set(),
+        connecting: 0,
       });
     }
   }
@@ -326,7 +329,7 @@ export class EdgeLink {
     if (endpoints.has(request.stream) || this.connecting.has(request.stream)) {
       return Promise.reject(new DrawbridgeError('PROTOCOL_ERROR', `stream ${request.stream} is already in use`));
     }
-    if (device.streams.size >= device.config.maxStreams) {
+    if (device.streams.size + device.connecting >= device.config.maxStreams) {
       return Promise.reject(new DrawbridgeError('TOO_MANY_STREAMS', `device "${device.config.name}" is at its limit of ${device.config.maxStreams} concurrent streams`));
     }
     const window = this.limits?.streamWindowBytes ?? 256 * 1024;
@@ -334,9 +337,18 @@ export class EdgeLink {
       const socket = connect({ host: device.target.host, port: device.target.port, allowHalfOpen: true, noDelay: true });
       const pending = { socket, cancelled: false };
       this.connecting.set(request.stream, pending);
+      device.connecting++;
+      let counted = true;
+      const uncount = (): void => {
+        if (counted) {
+          counted = false;
+          device.connecting--;
+        }
+      };
       socket.setTimeout(this.settings.connectTimeout);
       let connected = false;
       const giveUp = (error: DrawbridgeError): void => {
+        uncount();
         this.connecting.delete(request.stream);
         socket.destroy();
         reject(error);
@@ -358,6 +370,7 @@ export class EdgeLink {
       });
       socket.once('connect', () => {
         connected = true;
+        uncount();
         this.connecting.delete(request.stream);
         if (pending.cancelled || link !== this.link || !link.isOpen) {
           socket.destroy();

@@ -55,6 +55,11 @@ const BULK_LOW_WATER_BYTES = 32 * 1024;
 const UNKNOWN_LOG_LIMIT = 5;
 /** After a close frame, the peer gets this long to close its end before the socket is cut. */
 const CLOSE_GRACE_MS = 1000;
+/**
+ * Requests from the peer being handled at once; more are refused with TOO_MANY_PENDING, so
+ * one peer cannot queue unbounded work (store lookups, connects) on this end.
+ */
+export const MAX_INBOUND_REQUESTS = 256;
 
 export interface StreamFrameHandler {
   onData(streamId: number, data: Buffer): void;
@@ -125,6 +130,7 @@ export class Link {
   private heardSinceLastPing = true;
   private silentIntervals = 0;
   private unknownLogged = 0;
+  private inboundRequests = 0;
   private closeTimer: TimerHandle | undefined;
   private readonly waiters: (() => void)[] = [];
 
@@ -440,6 +446,10 @@ export class Link {
       return;
     }
     const id = envelope.id;
+    if (id !== undefined && this.inboundRequests >= MAX_INBOUND_REQUESTS) {
+      this.replyError(id, 'TOO_MANY_PENDING', `more than ${MAX_INBOUND_REQUESTS} requests are in progress on this link; retry shortly`);
+      return;
+    }
     let outcome: unknown;
     try {
       outcome = handler(parsed.data);
@@ -452,10 +462,13 @@ export class Link {
       if (outcome instanceof Promise) outcome.catch((error: unknown) => this.logHandlerError(spec, error));
       return;
     }
-    Promise.resolve(outcome).then(
-      (result) => this.reply(id, result ?? {}),
-      (error: unknown) => this.replyFailure(id, spec, error),
-    );
+    this.inboundRequests++;
+    Promise.resolve(outcome)
+      .then(
+        (result) => this.reply(id, result ?? {}),
+        (error: unknown) => this.replyFailure(id, spec, error),
+      )
+      .finally(() => this.inboundRequests--);
   }
 
   private replyFailure(id: number, spec: MessageSpec, error: unknown): void {
