@@ -7,7 +7,13 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { tlsOptions } from '../../src/client/trust.js';
 import type { AuditView, SessionView } from '../../src/protocol/api-types.js';
+import { Hello, StreamOpen } from '../../src/protocol/messages/index.js';
+import { Link } from '../../src/transport/link.js';
+import { dialLink } from '../../src/transport/upgrade.js';
+import { systemClock } from '../../src/util/clock.js';
+import { silentLogger } from '../../src/util/logger.js';
 import { echoServer, startHarness, type Harness } from './stream-harness.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -241,6 +247,26 @@ describe('streams over the multiplexed links', { timeout: 120_000 }, () => {
     await new Promise((r) => socket.once('close', r));
     assert.ok(Date.now() - killedAt < 1000);
     await until(() => events.slice(before).some((e) => e.code === 'SESSION_KILLED'), 'SESSION_KILLED event');
+  });
+
+  it('a sender that ignores flow control has its stream reset (PROTOCOL_ERROR), and only that stream', async () => {
+    const dialed = await dialLink({ hubUrl: h.hub.url, path: '/v1/link/client', tls: tlsOptions({ caPem: h.hub.caPem, caPin: h.hub.caPin }), headers: { authorization: `Bearer ${h.hub.bootstrapAdminToken as string}` } });
+    const resets: string[] = [];
+    const hostile = new Link({ socket: dialed.socket, head: dialed.head, side: 'client', self: 'client', peer: 'hub', clock: systemClock, logger: silentLogger(), pingIntervalMs: 60_000 });
+    hostile.streams = { onData: () => undefined, onCredit: () => undefined, onEof: () => undefined, onReset: (_id, reason) => resets.push(reason) };
+    const hello = new Promise<{ streamWindowBytes: number }>((resolve) => hostile.handle(Hello, (b) => resolve(b.limits)));
+    hostile.peerCapabilities.add('streams');
+    const { streamWindowBytes } = await hello;
+    const opened = await hostile.request(StreamOpen, { stream: 1, device: 'echo-dev' });
+    const chunk = Buffer.alloc(16_000);
+    // The echo target sends everything back, and this end never grants credit for it, so the
+    // echo stalls; meanwhile this end sends far beyond its own window.
+    for (let sent = 0; sent < streamWindowBytes * 3; sent += chunk.length) hostile.sendData(1, chunk);
+    await until(() => resets.length > 0, 'the hub reset the stream');
+    assert.match(resets[0] as string, /^PROTOCOL_ERROR: stream protocol violation/);
+    assert.equal((await closeRecord(h, opened.session)).details['reason'], 'PROTOCOL_ERROR');
+    assert.equal((await exchange(echoPort, 'others are fine')).toString(), 'others are fine');
+    hostile.close(1000, 'done');
   });
 
   it('a frozen reader stalls only its own stream; the hub and agent hold at most about a window for it', async () => {
