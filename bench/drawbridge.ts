@@ -5,13 +5,17 @@
  * virtual devices on one agent process.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { stringify as stringifyYaml } from 'yaml';
 import { enrollDevice } from '../src/agent/enroll.js';
+import { loadOrGenerateEdgeIdentity, signWith } from '../src/agent/identity.js';
+import { enrollPayload } from '../src/protocol/identity.js';
+import { measureLatency, measureThroughput } from './measure.js';
 import { HubClient } from '../src/client/hub-client.js';
 import { resolveTrust } from '../src/client/trust.js';
 import { decodeEnrollmentToken } from '../src/protocol/tokens.js';
@@ -120,12 +124,30 @@ export interface MemoryResult {
   hubRssKiB: { baseline: number; registered: number; online: number };
   /** (online - baseline) / devices: the headline figure */
   perDeviceKiB: number;
-  /** (online - registered) / devices: the idle connections alone */
+  /** (online - registered) / devices: the online state alone */
   perConnectionKiB: number;
   agentRssKiB: number;
-  agentPerDeviceKiB: number;
+  /** TCP connections from the agent process to the hub's port */
+  agentHubConnections: number;
   registerSeconds: number;
   onlineSeconds: number;
+}
+
+export interface ScaleResult {
+  devices: number;
+  agentRssKiB: number;
+  agentHubConnections: number;
+  onlineSeconds: number;
+}
+
+export interface IsolationResult {
+  interactiveAlone: { p50Ms: number; p99Ms: number };
+  interactiveDuringBulk: { p50Ms: number; p99Ms: number };
+  bulkMegabytesPerSecond: number;
+  /** MB/s of a bulk stream alone, and beside a stream whose reader is frozen */
+  othersAlone: number;
+  othersBesideFrozen: number;
+  rssGrowthKiB: { hub: number; agent: number; connect: number };
 }
 
 /** Runs `count` async jobs with at most `parallel` in flight. */
@@ -139,37 +161,67 @@ async function pool(count: number, parallel: number, job: (i: number) => Promise
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** TCP connections from `pid` to `port` on 127.0.0.1, from the kernel's tables. */
+export function connectionsTo(pid: number, port: number): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1] as string);
+    } catch {
+      // closed while we looked
+    }
+  }
+  let count = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && inodes.has(f[9] as string) && parseInt(f[2]?.split(':')[1] ?? '', 16) === port && f[3] === '01') count++;
+    }
+  }
+  return count;
+}
+
 /**
- * Hub memory per idle connected virtual device: a fresh hub, N devices registered and
- * enrolled through the REST API, one `agent run` hosting all of them, RSS before and after.
+ * A fleet of idle virtual devices on one agent: registered and enrolled through the REST API
+ * the way `agent enroll` does it (one edge identity, a key per device), the agent config
+ * written once; then one `agent run` hosts them all. Hub RSS before and after, agent RSS,
+ * and the agent's TCP connections to the hub.
  */
-export async function measureHubMemory(devices: number, logDir: string, log: (line: string) => void): Promise<MemoryResult> {
-  const hub = await startHubProcess('hub-memory', logDir);
+export async function measureFleet(devices: number, logDir: string, log: (line: string) => void): Promise<MemoryResult> {
+  const hub = await startHubProcess('hub-fleet', logDir);
   let agent: Started | undefined;
   try {
-    // Warm-up: exercise the API paths used below, then let the process settle.
     for (let i = 0; i < 20; i++) await hub.health();
     await hub.client.request('GET', '/v1/devices');
     await sleep(2000);
     const baseline = rssKiB(hub.process.pid);
 
-    const agentDir = tempDir('db-bench-agents-');
+    const agentDir = tempDir('db-bench-fleet-');
     const keysDir = join(agentDir, 'keys');
     mkdirSync(keysDir, { mode: 0o700 });
+    const edge = loadOrGenerateEdgeIdentity(join(keysDir, 'edge.key'), join(keysDir, 'edge-x25519.key'));
+    edge.save();
     const entries: Record<string, unknown>[] = new Array(devices);
     const registerStart = performance.now();
     let done = 0;
-    // Enrollment as `agent enroll` does it (POST /v1/enroll with a locally generated key),
-    // but writing the config once at the end instead of rewriting it per device.
     await pool(devices, 8, async (i) => {
       const name = `idle-${i}`;
       const body = decodeEnrollmentToken(await addDevice(hub, name));
       const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+      const devicePublicKey = (publicKey.export({ type: 'spki', format: 'der' }) as Buffer).toString('base64');
       await hub.client.request('POST', '/v1/enroll', {
         id: body.id,
         secret: body.secret,
         device: body.device,
-        publicKey: (publicKey.export({ type: 'spki', format: 'der' }) as Buffer).toString('base64'),
+        publicKey: devicePublicKey,
+        edge: {
+          name: 'bench-fleet',
+          hostname: 'bench',
+          signingKey: edge.signingPublicKey,
+          encryptionKey: edge.encryptionPublicKey,
+          signature: signWith(edge.signingKey, enrollPayload(body.id, body.device, devicePublicKey, body.caPin)),
+        },
       });
       writeFileSync(join(keysDir, `${name}.key`), privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
       entries[i] = { name, hubUrl: body.hubUrl, caPin: body.caPin, target: '127.0.0.1:9', keyFile: join('keys', `${name}.key`) };
@@ -177,32 +229,17 @@ export async function measureHubMemory(devices: number, logDir: string, log: (li
     });
     const registerSeconds = (performance.now() - registerStart) / 1000;
     const configPath = join(agentDir, 'agent.yaml');
-    writeFileSync(configPath, stringifyYaml({ devices: entries }), { mode: 0o600 });
-    // The pinned CA cache that `agent enroll` would have written.
+    writeFileSync(configPath, stringifyYaml({ edge: { name: 'bench-fleet' }, devices: entries }), { mode: 0o600 });
     await resolveTrust(hub.url, hub.caPin, join(agentDir, 'ca'));
     await sleep(2000);
     const registered = rssKiB(hub.process.pid);
 
     const onlineStart = performance.now();
-    agent = await startProcess('agent-memory', process.execPath, cli('agent', 'run', '--config', configPath), { logDir });
-    let lastReport = 0;
-    await waitFor(
-      async () => {
-        const online = (await hub.health()).devicesOnline;
-        if (online - lastReport >= 1000) {
-          lastReport = online - (online % 1000);
-          log(`  ${online}/${devices} devices online`);
-        }
-        return online === devices;
-      },
-      60_000 + devices * 20,
-      `${devices} devices online`,
-      250,
-    );
+    agent = await startProcess('agent-fleet', process.execPath, cli('agent', 'run', '--config', configPath), { logDir });
+    await waitFor(async () => (await hub.health()).devicesOnline === devices, 60_000 + devices * 20, `${devices} devices online`, 250);
     const onlineSeconds = (performance.now() - onlineStart) / 1000;
     await sleep(5000);
     const online = rssKiB(hub.process.pid);
-    const agentRss = rssKiB(agent.pid);
     const stillOnline = (await hub.health()).devicesOnline;
     if (stillOnline !== devices) throw new Error(`only ${stillOnline}/${devices} devices stayed online`);
     return {
@@ -210,8 +247,8 @@ export async function measureHubMemory(devices: number, logDir: string, log: (li
       hubRssKiB: { baseline, registered, online },
       perDeviceKiB: (online - baseline) / devices,
       perConnectionKiB: (online - registered) / devices,
-      agentRssKiB: agentRss,
-      agentPerDeviceKiB: agentRss / devices,
+      agentRssKiB: rssKiB(agent.pid),
+      agentHubConnections: connectionsTo(agent.pid, Number(new URL(hub.url).port)),
       registerSeconds,
       onlineSeconds,
     };
@@ -219,4 +256,54 @@ export async function measureHubMemory(devices: number, logDir: string, log: (li
     if (agent) await stopProcess(agent);
     await hub.stop();
   }
+}
+
+/** Opens a connection asking the target for `bytes` and never reads it (a frozen reader). */
+function frozenReader(port: number, bytes: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      const header = Buffer.alloc(9);
+      header[0] = 0x47;
+      header.writeBigUInt64BE(BigInt(bytes), 1);
+      socket.write(header);
+      socket.pause();
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * Isolation between streams of one agent and one client link: an interactive stream's RTT
+ * alone and beside a bulk stream; a bulk stream's speed alone and beside a frozen reader,
+ * with the processes' memory while the reader stays frozen.
+ */
+export async function measureIsolation(tunnel: { port: number; hub: HubProcess; agent: Started; connect: Started }, bytes: number): Promise<IsolationResult> {
+  const rtt = async (): Promise<{ p50Ms: number; p99Ms: number }> => {
+    const p = await measureLatency(tunnel.port, 400, 50);
+    return { p50Ms: p.p50 / 1000, p99Ms: p.p99 / 1000 };
+  };
+  const interactiveAlone = await rtt();
+  const bulk = measureThroughput(tunnel.port, bytes);
+  await sleep(200);
+  const interactiveDuringBulk = await rtt();
+  const bulkResult = await bulk;
+  const othersAlone = (await measureThroughput(tunnel.port, bytes)).megabytesPerSecond;
+  const pids = { hub: tunnel.hub.process.pid, agent: tunnel.agent.pid, connect: tunnel.connect.pid };
+  const frozen = await frozenReader(tunnel.port, 1024 * 2 ** 20);
+  await sleep(1000);
+  const before = { hub: rssKiB(pids.hub), agent: rssKiB(pids.agent), connect: rssKiB(pids.connect) };
+  const othersBesideFrozen = (await measureThroughput(tunnel.port, bytes)).megabytesPerSecond;
+  await sleep(1000);
+  const after = { hub: rssKiB(pids.hub), agent: rssKiB(pids.agent), connect: rssKiB(pids.connect) };
+  frozen.destroy();
+  return {
+    interactiveAlone,
+    interactiveDuringBulk,
+    bulkMegabytesPerSecond: bulkResult.megabytesPerSecond,
+    othersAlone,
+    othersBesideFrozen,
+    rssGrowthKiB: { hub: after.hub - before.hub, agent: after.agent - before.agent, connect: after.connect - before.connect },
+  };
 }

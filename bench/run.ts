@@ -8,32 +8,27 @@ import { dirname, resolve } from 'node:path';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { measureHubMemory, setNodeArgs, startDrawbridgeTunnel, type MemoryResult } from './drawbridge.js';
+import { measureFleet, measureIsolation, setNodeArgs, startDrawbridgeTunnel, type HubProcess, type IsolationResult, type MemoryResult, type ScaleResult } from './drawbridge.js';
 import { measureLatency, measureSetup, measureStreamRate, measureThroughput } from './measure.js';
-import { cleanup, killAllNow, startProcess, stopProcess, tempDir } from './processes.js';
-import { evaluateTargets, PATH_LABELS, PATHS, renderTable, type PathName, type PathResult } from './report.js';
-import { hasCommand, SSHD, startSocat, startSshForward, toolVersion, type Forward } from './sshd.js';
+import { cleanup, killAllNow, startProcess, stopProcess, tempDir, type Started } from './processes.js';
+import { evaluateTargets, PATH_LABELS, PATHS, renderTable, summarize, type PathName, type PathResult, type RoundResult } from './report.js';
+import { hasCommand, SSHD, startBastionChain, startSocat, startSshForward, toolVersion, type Forward } from './sshd.js';
+import { parseSize } from '../src/util/schemas.js';
 
 const USAGE = `usage: npm run bench -- [options]   (or node dist/bench/run.js [options])
-  --bytes SIZE         bytes pushed one way per path for throughput (default 1GiB; e.g. 256MiB)
-  --round-trips N      1-byte ping-pongs for latency (default 2000, after 200 warm-up)
-  --setups N           sequential new connections for setup time (default 500, after 20 warm-up)
-  --concurrency N      parallel workers for new streams per second (default 16)
-  --rate-seconds S     how long to run the streams-per-second test (default 3)
-  --devices N          idle virtual devices for the hub memory test (default 2000)
-  --paths LIST         comma-separated subset of direct,socat,ssh,drawbridge (default all)
-  --skip-memory        skip the hub memory test
+  --rounds N           interleaved rounds; each round runs every path, in rotating order (default 3)
+  --bytes SIZE         bytes pushed one way per throughput run (default 512MiB; e.g. 1GiB)
+  --round-trips N      1-byte ping-pongs for RTT (default 2000, after 200 warm-up)
+  --setups N           sequential new connections for setup time (default 300, after 20 warm-up)
+  --concurrency N      streams in flight for new streams per second (default 16)
+  --rate-seconds S     how long each streams-per-second run lasts (default 3)
+  --devices N          idle virtual devices for the hub memory figure (default 10000)
+  --paths LIST         comma-separated subset of direct,socat,ssh,bastion,drawbridge (default all)
+  --skip-fleet         skip the 1,000-device agent and the hub memory runs
+  --quick              1 round, 256MiB, 100 setups, 2 s rate runs, 1,000 devices
   --out FILE           results JSON (default bench/results/latest.json)
   --profile DIR        run the Drawbridge processes with --cpu-prof, writing profiles to DIR
   --help`;
-
-function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(text.trim());
-  if (!m) throw new Error(`invalid size "${text}": use e.g. 1GiB, 256MiB, 1048576`);
-  const unit = (m[2] ?? 'b').toLowerCase();
-  const factor = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1;
-  return Math.round(Number(m[1]) * factor);
-}
 
 function positiveInt(text: string, flag: string): number {
   const n = Number(text);
@@ -43,14 +38,16 @@ function positiveInt(text: string, flag: string): number {
 
 const { values } = parseArgs({
   options: {
-    bytes: { type: 'string', default: '1GiB' },
+    rounds: { type: 'string', default: '3' },
+    bytes: { type: 'string', default: '512MiB' },
     'round-trips': { type: 'string', default: '2000' },
-    setups: { type: 'string', default: '500' },
+    setups: { type: 'string', default: '300' },
     concurrency: { type: 'string', default: '16' },
     'rate-seconds': { type: 'string', default: '3' },
-    devices: { type: 'string', default: '2000' },
+    devices: { type: 'string', default: '10000' },
     paths: { type: 'string', default: PATHS.join(',') },
-    'skip-memory': { type: 'boolean', default: false },
+    'skip-fleet': { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
     out: { type: 'string' },
     profile: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -62,17 +59,19 @@ if (values.help) {
   process.exit(0);
 }
 
+const quick = values.quick;
 const settings = {
-  bytes: parseSize(values.bytes),
+  rounds: quick ? 1 : positiveInt(values.rounds, '--rounds'),
+  bytes: parseSize(quick ? '256MiB' : values.bytes),
   roundTrips: positiveInt(values['round-trips'], '--round-trips'),
   latencyWarmup: 200,
-  setups: positiveInt(values.setups, '--setups'),
+  setups: quick ? 100 : positiveInt(values.setups, '--setups'),
   setupWarmup: 20,
   concurrency: positiveInt(values.concurrency, '--concurrency'),
-  rateSeconds: Number(values['rate-seconds']),
-  devices: positiveInt(values.devices, '--devices'),
+  rateSeconds: quick ? 2 : Number(values['rate-seconds']),
+  devices: quick ? 1000 : positiveInt(values.devices, '--devices'),
   paths: values.paths.split(',').map((p) => p.trim()) as PathName[],
-  memory: !values['skip-memory'],
+  fleet: !values['skip-fleet'],
 };
 for (const p of settings.paths) if (!PATHS.includes(p)) throw new Error(`unknown path "${p}" in --paths`);
 if (!(settings.rateSeconds > 0)) throw new Error('--rate-seconds must be a positive number');
@@ -83,20 +82,25 @@ const log = (line: string): void => {
   process.stderr.write(line + '\n');
 };
 
-async function measurePath(name: PathName, port: number, relays: { name: string; pid: number }[]): Promise<Omit<PathResult, 'available'>> {
+/** Names for the processes of a path in the per-process CPU figures. */
+function relayNames(name: PathName, forward: Forward): { name: string; pid: number }[] {
+  const roles: Partial<Record<PathName, string[]>> = {
+    ssh: ['ssh', 'sshd'],
+    bastion: ['operator ssh', 'bastion sshd', 'device ssh'],
+    drawbridge: ['connect', 'agent', 'hub'],
+    socat: ['socat'],
+  };
+  return forward.processes.map((p, i) => ({ name: roles[name]?.[i] ?? p.name, pid: p.pid }));
+}
+
+async function measureRound(name: PathName, forward: Forward): Promise<RoundResult> {
   const label = PATH_LABELS[name];
-  log(`[${label}] latency: ${settings.roundTrips} round trips`);
-  const latencyMicros = await measureLatency(port, settings.roundTrips, settings.latencyWarmup);
-  log(`[${label}] setup: ${settings.setups} sequential connections`);
-  const setupMs = await measureSetup(port, settings.setups, settings.setupWarmup);
-  log(`[${label}] new streams/s: concurrency ${settings.concurrency} for ${settings.rateSeconds} s`);
-  const rate = await measureStreamRate(port, settings.concurrency, settings.rateSeconds);
-  // A short push first, so JIT and buffers are warm before the timed one.
-  const warm = Math.min(64 * 1024 * 1024, Math.max(1, Math.floor(settings.bytes / 8)));
-  await measureThroughput(port, warm);
-  log(`[${label}] throughput: ${(settings.bytes / 2 ** 20).toFixed(0)} MiB one way`);
-  const throughput = await measureThroughput(port, settings.bytes, relays);
-  log(`[${label}] ${throughput.megabytesPerSecond.toFixed(0)} MB/s, latency p50 ${latencyMicros.p50.toFixed(0)} us, ` +
+  const latencyMicros = await measureLatency(forward.port, settings.roundTrips, settings.latencyWarmup);
+  const setupMs = await measureSetup(forward.port, settings.setups, settings.setupWarmup);
+  const rate = await measureStreamRate(forward.port, settings.concurrency, settings.rateSeconds);
+  await measureThroughput(forward.port, Math.min(64 * 2 ** 20, Math.max(1, Math.floor(settings.bytes / 8))));
+  const throughput = await measureThroughput(forward.port, settings.bytes, relayNames(name, forward));
+  log(`  [${label}] ${throughput.megabytesPerSecond.toFixed(0)} MB/s (${throughput.relayCpuSecondsPerGiB.toFixed(2)} CPU-s/GiB), RTT p50 ${latencyMicros.p50.toFixed(0)} us, ` +
     `setup p50 ${setupMs.p50.toFixed(2)} ms, ${rate.streamsPerSecond.toFixed(0)} streams/s${rate.failed ? ` (${rate.failed} failed: ${rate.firstError})` : ''}`);
   return { throughput, latencyMicros, setupMs, rate };
 }
@@ -106,26 +110,32 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadAtStart = loadavg()[0] ?? 0;
   log(`drawbridge bench: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, node ${process.version}; logs in ${logDir}`);
-  // Every path shares these cores with whatever else runs: a busy machine skews the figures.
-  if (loadAtStart > 0.5) log(`warning: load average ${loadAtStart.toFixed(2)} at start; other work on this machine will skew the results`);
+  // Every path shares these cores with whatever else runs: rounds are interleaved so that a
+  // burst of other load hits every path alike, and medians are reported.
+  if (loadAtStart > 0.5) log(`warning: load average ${loadAtStart.toFixed(2)} at start; other work on this machine will add noise`);
   const targetScript = fileURLToPath(new URL('./target-server.js', import.meta.url));
   const target = await startProcess('target', process.execPath, [targetScript], { logDir, ready: /\{"port":(\d+)\}/ });
   const targetPort = Number(target.match?.[1]);
 
+  const sshAvailable = existsSync(SSHD) && hasCommand('ssh') && hasCommand('ssh-keygen');
   const availability: Record<PathName, string | undefined> = {
     direct: undefined,
     socat: hasCommand('socat') ? undefined : 'socat is not installed',
-    ssh: existsSync(SSHD) && hasCommand('ssh') && hasCommand('ssh-keygen') ? undefined : `${SSHD} or ssh is not installed`,
+    ssh: sshAvailable ? undefined : `${SSHD} or ssh is not installed`,
+    bastion: sshAvailable ? undefined : `${SSHD} or ssh is not installed`,
     drawbridge: undefined,
   };
   const starters: Record<PathName, () => Promise<Forward>> = {
     direct: async () => ({ port: targetPort, processes: [], details: {}, stop: async () => undefined }),
     socat: () => startSocat(targetPort, logDir),
     ssh: () => startSshForward(targetPort, logDir),
+    bastion: () => startBastionChain(targetPort, logDir),
     drawbridge: () => startDrawbridgeTunnel(targetPort, logDir),
   };
 
+  // Every path is set up once and stays up; the rounds interleave them.
   const paths: Partial<Record<PathName, PathResult>> = {};
+  const forwards = new Map<PathName, Forward>();
   for (const name of PATHS) {
     if (!settings.paths.includes(name)) continue;
     const missing = availability[name];
@@ -134,52 +144,80 @@ async function main(): Promise<void> {
       paths[name] = { available: false, skippedReason: missing };
       continue;
     }
-    // Each path runs alone: its relay processes start before and stop after its measurements.
     const forward = await starters[name]();
-    try {
-      paths[name] = { available: true, details: forward.details, ...(await measurePath(name, forward.port, forward.processes)) };
-    } finally {
-      await forward.stop();
+    forwards.set(name, forward);
+    paths[name] = { available: true, details: forward.details, rounds: [] };
+  }
+  const order = [...forwards.keys()];
+  try {
+    for (let round = 0; round < settings.rounds; round++) {
+      const rotated = [...order.slice(round % order.length), ...order.slice(0, round % order.length)];
+      log(`round ${round + 1}/${settings.rounds}: ${rotated.map((p) => PATH_LABELS[p]).join(', ')}`);
+      for (const name of rotated) paths[name]?.rounds?.push(await measureRound(name, forwards.get(name) as Forward));
     }
+    for (const name of order) {
+      const result = paths[name] as PathResult;
+      result.summary = summarize(result.rounds ?? []);
+    }
+    let isolation: IsolationResult | undefined;
+    const db = forwards.get('drawbridge') as (Forward & { hub: HubProcess; agent: Started; connect: Started }) | undefined;
+    if (db) {
+      log('[drawbridge] isolation: interactive beside bulk, bulk beside a frozen reader');
+      isolation = await measureIsolation(db, settings.bytes);
+    }
+    for (const forward of forwards.values()) await forward.stop();
+    forwards.clear();
+    await stopProcess(target);
+
+    let scale: ScaleResult | undefined;
+    let memory: MemoryResult | undefined;
+    if (settings.fleet && settings.paths.includes('drawbridge')) {
+      log('[drawbridge] one agent hosting 1,000 idle devices');
+      const thousand = await measureFleet(1000, logDir, log);
+      scale = { devices: 1000, agentRssKiB: thousand.agentRssKiB, agentHubConnections: thousand.agentHubConnections, onlineSeconds: thousand.onlineSeconds };
+      memory = thousand;
+      if (settings.devices !== 1000) {
+        log(`[drawbridge] hub memory with ${settings.devices} idle devices`);
+        memory = await measureFleet(settings.devices, logDir, log);
+      }
+    }
+
+    const extras = { ...(isolation ? { isolation } : {}), ...(scale ? { scale } : {}), ...(memory ? { memory } : {}) };
+    const targets = evaluateTargets(paths, extras);
+    const table = renderTable(paths, extras, targets, settings.rounds);
+    const ssh = paths.ssh?.details?.['cipher'];
+    const tls = paths.drawbridge?.details?.['cipher'];
+    process.stdout.write(`\n${table}\n`);
+    process.stdout.write(`\nloopback, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}; ` +
+      `${(settings.bytes / 2 ** 20).toFixed(0)} MiB per throughput run; MB = 10^6 bytes` +
+      `${ssh ? `; ssh cipher ${ssh}` : ''}; drawbridge: ${tls ?? 'TLS'} on both legs; load average at start ${loadAtStart.toFixed(2)}\n`);
+
+    const record = {
+      machine: {
+        cpuModel: cpus()[0]?.model ?? 'unknown',
+        cores: cpus().length,
+        memoryGiB: Number((totalmem() / 2 ** 30).toFixed(1)),
+        kernel: release(),
+        node: process.version,
+        ssh: availability.ssh ? null : toolVersion('ssh', ['-V']),
+        socat: availability.socat ? null : toolVersion('socat', ['-V'], /^socat version .*$/m),
+        date: started.toISOString(),
+        loadAverageAtStart: Number(loadAtStart.toFixed(2)),
+      },
+      settings,
+      paths,
+      isolation: isolation ?? null,
+      scale: scale ?? null,
+      memory: memory ?? null,
+      targets,
+      durationSeconds: Number(((Date.now() - started.getTime()) / 1000).toFixed(1)),
+    };
+    mkdirSync(dirname(outFile), { recursive: true });
+    writeFileSync(outFile, JSON.stringify(record, null, 2) + '\n');
+    log(`results written to ${outFile} (${record.durationSeconds} s)`);
+  } finally {
+    for (const forward of forwards.values()) await forward.stop().catch(() => undefined);
   }
-  await stopProcess(target);
-
-  let memory: MemoryResult | undefined;
-  if (settings.memory) {
-    log(`[hub memory] ${settings.devices} idle virtual devices on one agent`);
-    memory = await measureHubMemory(settings.devices, logDir, log);
-  }
-
-  const targets = evaluateTargets(paths, memory);
-  const table = renderTable(paths, memory, targets);
-  const ssh = paths.ssh?.details?.['cipher'];
-  const tls = paths.drawbridge?.details?.['cipher'];
-  process.stdout.write(`\n${table}\n`);
-  process.stdout.write(`\nloopback, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}; ` +
-    `${(settings.bytes / 2 ** 20).toFixed(0)} MiB per throughput run; MB = 10^6 bytes` +
-    `${ssh ? `; ssh cipher ${ssh}` : ''}; drawbridge: ${tls ?? 'TLS'} on both legs; load average at start ${loadAtStart.toFixed(2)}\n`);
-
-  const record = {
-    machine: {
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      cores: cpus().length,
-      memoryGiB: Number((totalmem() / 2 ** 30).toFixed(1)),
-      kernel: release(),
-      node: process.version,
-      ssh: availability.ssh ? null : toolVersion('ssh', ['-V']),
-      socat: availability.socat ? null : toolVersion('socat', ['-V'], /^socat version .*$/m),
-      date: started.toISOString(),
-      loadAverageAtStart: Number(loadAtStart.toFixed(2)),
-    },
-    settings,
-    paths,
-    memory: memory ?? null,
-    targets,
-    durationSeconds: Number(((Date.now() - started.getTime()) / 1000).toFixed(1)),
-  };
-  mkdirSync(dirname(outFile), { recursive: true });
-  writeFileSync(outFile, JSON.stringify(record, null, 2) + '\n');
-  log(`results written to ${outFile} (${record.durationSeconds} s)`);
 }
 
 let interrupted = false;

@@ -39,8 +39,14 @@ export function toolVersion(command: string, args: string[], line?: RegExp): str
   return (line ? line.exec(text)?.[0] : text.trim().split('\n')[0]) ?? '';
 }
 
-/** `ssh -N -L PORT:127.0.0.1:TARGET` through a fresh sshd. */
-export async function startSshForward(targetPort: number, logDir: string): Promise<Forward> {
+interface SshServer {
+  port: number;
+  clientKey: string;
+  process: Started;
+}
+
+/** A throwaway sshd on 127.0.0.1 with its own host key and one authorized client key. */
+async function startSshServer(logDir: string): Promise<SshServer> {
   const dir = tempDir('db-bench-ssh-');
   if (!existsSync(PRIVSEP_DIR)) {
     mkdirSync(PRIVSEP_DIR, { mode: 0o755 });
@@ -52,12 +58,12 @@ export async function startSshForward(targetPort: number, logDir: string): Promi
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', clientKey]);
   const authorizedKeys = join(dir, 'authorized_keys');
   execFileSync('cp', [`${clientKey}.pub`, authorizedKeys]);
-  const sshdPort = await freePort();
+  const port = await freePort();
   const config = join(dir, 'sshd_config');
   writeFileSync(
     config,
     [
-      `Port ${sshdPort}`,
+      `Port ${port}`,
       'ListenAddress 127.0.0.1',
       `HostKey ${hostKey}`,
       'PidFile none',
@@ -73,39 +79,83 @@ export async function startSshForward(targetPort: number, logDir: string): Promi
       '',
     ].join('\n'),
   );
-  const sshd = await startProcess('sshd', SSHD, ['-D', '-e', '-f', config], { logDir });
-  await waitFor(() => canConnect(sshdPort), 10_000, 'sshd listening');
-  const localPort = await freePort();
-  const ssh = await startProcess(
-    'ssh',
+  const sshd = await startProcess(`sshd-${port}`, SSHD, ['-D', '-e', '-f', config], { logDir });
+  await waitFor(() => canConnect(port), 10_000, 'sshd listening');
+  return { port, clientKey, process: sshd };
+}
+
+/** An `ssh -N` client to `server` with the given forwarding flags. */
+function startSshClient(name: string, server: SshServer, forward: string[], logDir: string): Promise<Started> {
+  return startProcess(
+    name,
     'ssh',
     [
       '-N',
-      '-L', `127.0.0.1:${localPort}:127.0.0.1:${targetPort}`,
-      '-i', clientKey,
-      '-p', String(sshdPort),
+      ...forward,
+      '-i', server.clientKey,
+      '-p', String(server.port),
       '-o', 'StrictHostKeyChecking=no',
       '-o', 'UserKnownHostsFile=/dev/null',
       '-o', 'BatchMode=yes',
       '-o', 'ExitOnForwardFailure=yes',
+      '-o', 'ServerAliveInterval=0',
       `${userInfo().username}@127.0.0.1`,
     ],
     { logDir },
   );
+}
+
+function defaultCipher(): string {
+  // sshd accepts every default cipher, so the client's first preference is the one in use.
+  return /^ciphers (\S+)/m.exec(execFileSync('ssh', ['-G', '127.0.0.1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1]?.split(',')[0] ?? 'unknown';
+}
+
+/** `ssh -N -L PORT:127.0.0.1:TARGET` through a fresh sshd. */
+export async function startSshForward(targetPort: number, logDir: string): Promise<Forward> {
+  const server = await startSshServer(logDir);
+  const localPort = await freePort();
+  const ssh = await startSshClient('ssh-L', server, ['-L', `127.0.0.1:${localPort}:127.0.0.1:${targetPort}`], logDir);
   try {
     await waitFor(() => canConnect(localPort), 15_000, 'ssh -L forward listening');
   } catch (error) {
-    throw new Error(`${(error as Error).message}\n--- ssh ---\n${logTail(ssh)}\n--- sshd ---\n${logTail(sshd)}`);
+    throw new Error(`${(error as Error).message}\n--- ssh ---\n${logTail(ssh)}\n--- sshd ---\n${logTail(server.process)}`);
   }
-  // sshd accepts every default cipher, so the client's first preference is the one in use.
-  const cipher = /^ciphers (\S+)/m.exec(execFileSync('ssh', ['-G', '127.0.0.1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1]?.split(',')[0] ?? 'unknown';
   return {
     port: localPort,
-    processes: [ssh, sshd],
-    details: { cipher },
+    processes: [ssh, server.process],
+    details: { cipher: defaultCipher() },
     stop: async () => {
       await stopProcess(ssh);
-      await stopProcess(sshd);
+      await stopProcess(server.process);
+    },
+  };
+}
+
+/**
+ * The tunnel people build by hand for devices behind NAT, the same shape as Drawbridge: the
+ * device runs `ssh -N -R` to a bastion (a throwaway sshd), exposing its target on a bastion
+ * port; the operator runs `ssh -N -L` to the same bastion, forwarding to that port.
+ */
+export async function startBastionChain(targetPort: number, logDir: string): Promise<Forward> {
+  const bastion = await startSshServer(logDir);
+  const exposed = await freePort();
+  const device = await startSshClient('ssh-R-device', bastion, ['-R', `127.0.0.1:${exposed}:127.0.0.1:${targetPort}`], logDir);
+  await waitFor(() => canConnect(exposed), 15_000, 'ssh -R exposed on the bastion');
+  const localPort = await freePort();
+  const operator = await startSshClient('ssh-L-operator', bastion, ['-L', `127.0.0.1:${localPort}:127.0.0.1:${exposed}`], logDir);
+  try {
+    await waitFor(() => canConnect(localPort), 15_000, 'ssh -L to the bastion listening');
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n--- operator ssh ---\n${logTail(operator)}\n--- bastion ---\n${logTail(bastion.process)}`);
+  }
+  return {
+    port: localPort,
+    processes: [operator, bastion.process, device],
+    details: { cipher: defaultCipher() },
+    stop: async () => {
+      await stopProcess(operator);
+      await stopProcess(device);
+      await stopProcess(bastion.process);
     },
   };
 }

@@ -4,18 +4,39 @@
  * its first byte:
  *  - "S" + 8-byte big-endian length: sink. Counts and discards that many bytes, then
  *    answers one byte "k" (so the sender knows every byte arrived).
+ *  - "G" + 8-byte big-endian length: source. Sends that many bytes as fast as the
+ *    connection takes them, then ends (for throughput from the device side and frozen readers).
  *  - anything else: echo, byte for byte (the first byte included).
  * Prints {"port":N} on stdout once listening.
  */
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 
 const SINK = 0x53; // "S"
+const SOURCE = 0x47; // "G"
+const SOURCE_CHUNK = Buffer.alloc(256 * 1024, 0x61);
+
+function sendBytes(socket: Socket, total: number): void {
+  let left = total;
+  const pump = (): void => {
+    while (left > 0) {
+      const n = Math.min(left, SOURCE_CHUNK.length);
+      left -= n;
+      if (!socket.write(n === SOURCE_CHUNK.length ? SOURCE_CHUNK : SOURCE_CHUNK.subarray(0, n))) {
+        socket.once('drain', pump);
+        return;
+      }
+    }
+    socket.end();
+  };
+  pump();
+}
 
 function serve(socket: Socket): void {
   socket.setNoDelay(true);
   socket.on('error', () => undefined);
   socket.on('end', () => socket.end());
-  let mode: 'first' | 'header' | 'sink' | 'echo' = 'first';
+  let mode: 'first' | 'header' | 'sink' | 'echo' | 'source' = 'first';
+  let source = false;
   let header = Buffer.alloc(0);
   let remaining = 0;
 
@@ -29,11 +50,13 @@ function serve(socket: Socket): void {
   socket.on('data', (data: Buffer) => {
     let chunk = data;
     if (mode === 'echo') return echo(chunk);
+    if (mode === 'source') return;
     if (mode === 'first') {
-      if (chunk[0] !== SINK) {
+      if (chunk[0] !== SINK && chunk[0] !== SOURCE) {
         mode = 'echo';
         return echo(chunk);
       }
+      source = chunk[0] === SOURCE;
       mode = 'header';
       chunk = chunk.subarray(1);
     }
@@ -42,6 +65,11 @@ function serve(socket: Socket): void {
       if (header.length < 8) return;
       remaining = Number(header.readBigUInt64BE(0));
       chunk = header.subarray(8);
+      if (source) {
+        mode = 'source';
+        sendBytes(socket, remaining);
+        return;
+      }
       mode = 'sink';
       if (remaining === 0) socket.write('k');
     }
