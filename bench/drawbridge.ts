@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { stringify as stringifyYaml } from 'yaml';
+import { dump as stringifyYaml } from 'js-yaml';
 import { enrollDevice } from '../src/agent/enroll.js';
 import { loadOrGenerateEdgeIdentity, signWith } from '../src/agent/identity.js';
 import { enrollPayload } from '../src/protocol/identity.js';
@@ -248,6 +248,7 @@ export async function measureFleet(devices: number, logDir: string, log: (line: 
       perDeviceKiB: (online - baseline) / devices,
       perConnectionKiB: (online - registered) / devices,
       agentRssKiB: rssKiB(agent.pid),
+      ...(process.env["BENCH_SMAPS"] ? { smaps: readFileSync(`/proc/${agent.pid}/smaps_rollup`, "utf8") } : {}),
       agentHubConnections: connectionsTo(agent.pid, Number(new URL(hub.url).port)),
       registerSeconds,
       onlineSeconds,

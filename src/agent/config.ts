@@ -4,11 +4,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { dump as stringifyYaml, load as parseYaml } from 'js-yaml';
 import { z } from 'zod';
 import { durationSchema, issuesText, nameSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
-import { configDir } from '../client/credentials.js';
 import { writeFileAtomic } from '../util/files.js';
 
 const duration = durationSchema;
@@ -74,9 +73,7 @@ export const AgentConfigSchema = z.strictObject({
 });
 export type AgentConfig = z.output<typeof AgentConfigSchema>;
 
-export function defaultAgentConfigPath(): string {
-  return process.env['DRAWBRIDGE_AGENT_CONFIG'] ?? join(configDir(), 'agent.yaml');
-}
+export { defaultAgentConfigPath } from '../util/paths.js';
 
 export function resolveKeyPath(configPath: string, keyFile: string): string {
   return isAbsolute(keyFile) ? keyFile : join(dirname(configPath), keyFile);

@@ -9,7 +9,7 @@
  * network. The target is dialled only when the hub asks, which it does only for a client
  * that has already joined.
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { connect, type Socket } from 'node:net';
@@ -60,7 +60,11 @@ export interface DeviceStatus {
 
 interface HostedDevice {
   config: AgentDeviceConfig;
-  key: KeyObject;
+  /**
+   * The device key file. Keys are read when the device signs (at each attach), not held:
+   * an agent hosting a thousand devices would otherwise keep a thousand key objects.
+   */
+  keyPath: string;
   target: { host: string; port: number };
   state: DeviceState;
   lastError: string | null;
@@ -109,7 +113,7 @@ export class EdgeLink {
     for (const config of deviceConfigs) {
       this.devices.set(config.name, {
         config,
-        key: createPrivateKey(readFileSync(keyPath(config))),
+        keyPath: checkedKeyPath(keyPath(config), config.name),
         target: parseTarget(config.target),
         state: 'offline',
         lastError: null,
@@ -259,7 +263,7 @@ export class EdgeLink {
           {
             devices: batch.map((d) => ({
               name: d.config.name,
-              signature: signWith(d.key, deviceAuthPayload(d.config.name, this.edge.id, nonce, this.caPin)),
+              signature: signWith(createPrivateKey(readFileSync(d.keyPath)), deviceAuthPayload(d.config.name, this.edge.id, nonce, this.caPin)),
               target: d.config.target,
               maxStreams: d.config.maxStreams,
             })),
@@ -452,4 +456,16 @@ export class EdgeLink {
     this.attempt = Math.min(this.attempt + 1, 30);
     return Math.max(100, Math.floor(Math.random() * step));
   }
+}
+
+/** Fails at start, with the file named, when a device key cannot be used. */
+function checkedKeyPath(path: string, device: string): string {
+  let type: string | undefined;
+  try {
+    type = createPrivateKey(readFileSync(path)).asymmetricKeyType;
+  } catch (cause) {
+    throw new DrawbridgeError('CONFIG_INVALID', `cannot read the key of device "${device}" (${path}): ${(cause as Error).message}`, { cause });
+  }
+  if (type !== 'ed25519') throw new DrawbridgeError('CONFIG_INVALID', `the key of device "${device}" (${path}) is not an Ed25519 private key`);
+  return path;
 }

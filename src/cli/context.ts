@@ -1,7 +1,6 @@
 /** Shared CLI plumbing: credential flags and a connected HubClient. */
 import type { Command } from 'commander';
-import { HubClient } from '../client/hub-client.js';
-import { resolveCredentials } from '../client/credentials.js';
+import type { HubClient } from '../client/hub-client.js';
 
 export interface HubFlags {
   hub?: string;
@@ -17,6 +16,8 @@ export function addHubFlags(command: Command): Command {
 }
 
 export async function connectHub(flags: HubFlags): Promise<HubClient> {
+  // Loaded on use: `drawbridge --version` and `--help` never pay for the client's modules.
+  const [{ HubClient }, { resolveCredentials }] = await Promise.all([import('../client/hub-client.js'), import('../client/credentials.js')]);
   return HubClient.connect(resolveCredentials({ hub: flags.hub, token: flags.token, caPin: flags.caPin }));
 }
 

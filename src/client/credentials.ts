@@ -4,11 +4,11 @@
  * command-line flags override, in that order of increasing precedence.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DrawbridgeError } from '../errors.js';
 import { writeFileAtomic } from '../util/files.js';
+import { configDir } from '../util/paths.js';
 
 export interface Credentials {
   hubUrl: string;
@@ -22,12 +22,7 @@ const CredentialsFile = z.strictObject({
   caPin: z.string().optional(),
 });
 
-export function configDir(): string {
-  const explicit = process.env['DRAWBRIDGE_CONFIG_DIR'];
-  if (explicit) return explicit;
-  const base = process.env['XDG_CONFIG_HOME'] || join(homedir(), '.config');
-  return join(base, 'drawbridge');
-}
+export { configDir } from '../util/paths.js';
 
 export function credentialsPath(): string {
   return join(configDir(), 'credentials.json');

@@ -3,7 +3,7 @@
  * problem is reported at once with its path. Durations are written "30m", "8h".
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { load as parseYaml } from 'js-yaml';
 import { z } from 'zod';
 import { durationSchema, issuesText, sizeSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';

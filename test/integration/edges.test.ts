@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { dump as stringifyYaml, load as parseYaml } from 'js-yaml';
 import { enrollDevice } from '../../src/agent/enroll.js';
 import type { HubClient } from '../../src/client/hub-client.js';
 import type { DrawbridgeError } from '../../src/errors.js';

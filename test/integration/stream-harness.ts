@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { load as parseYaml } from 'js-yaml';
 import { startAgent, type AgentHandle } from '../../src/agent/agent.js';
 import { AgentConfigSchema } from '../../src/agent/config.js';
 import { enrollDevice } from '../../src/agent/enroll.js';

@@ -1,8 +1,6 @@
 import { Command } from 'commander';
-import { startAgent } from '../../agent/agent.js';
-import { defaultAgentConfigPath } from '../../agent/config.js';
-import { enrollDevice } from '../../agent/enroll.js';
 import { DrawbridgeError } from '../../errors.js';
+import { defaultAgentConfigPath } from '../../util/paths.js';
 import { onShutdownSignal } from '../signals.js';
 
 export function agentCommand(): Command {
@@ -24,6 +22,7 @@ export function agentCommand(): Command {
     .option('--edge-name <name>', 'name of this host on the hub, at its first enrollment (default: the host name)')
     .option('--json', 'JSON output')
     .action(async (token: string, opts: { target: string; config: string; maxStreams?: number; edgeName?: string; json?: boolean }) => {
+      const { enrollDevice } = await import('../../agent/enroll.js');
       const result = await enrollDevice({
         token,
         target: opts.target,
@@ -45,6 +44,7 @@ export function agentCommand(): Command {
     .description('run every virtual device in the config file over one link to the hub (structured JSON logs on stderr)')
     .option('--config <file>', 'agent config file', defaultAgentConfigPath())
     .action(async (opts: { config: string }) => {
+      const { startAgent } = await import('../../agent/agent.js');
       const handle = await startAgent({ configPath: opts.config });
       onShutdownSignal(() => handle.close());
     });

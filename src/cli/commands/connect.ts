@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { Command } from 'commander';
-import { openTunnel, runProxy } from '../../client/tunnel.js';
 import { DrawbridgeError } from '../../errors.js';
 import { assertValidName } from '../../util/names.js';
 import { addHubFlags, connectHub, type HubFlags } from '../context.js';
 import { formatBytes } from '../output.js';
 import { onShutdownSignal } from '../signals.js';
 import { parseListen } from './hub.js';
+
+const tunnelModule = (): Promise<typeof import('../../client/tunnel.js')> => import('../../client/tunnel.js');
 
 export function connectCommand(): Command {
   return addHubFlags(
@@ -32,6 +33,7 @@ export function connectCommand(): Command {
     });
     if (!info.enabled) process.stderr.write(`drawbridge: warning: device "${device}" is disabled; connections will be refused until it is enabled\n`);
     else if (!info.online) process.stderr.write(`drawbridge: warning: device "${device}" is offline right now; connections will fail until its agent connects\n`);
+    const { openTunnel } = await tunnelModule();
     const tunnel = await openTunnel({
       client,
       device,
@@ -62,6 +64,7 @@ export function proxyCommand(): Command {
     assertValidName(device, 'device name');
     const client = await connectHub(opts);
     try {
+      const { runProxy } = await tunnelModule();
       const error = await runProxy(client, device, process.stdin, process.stdout);
       if (error) throw error;
     } finally {

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
-import { runDemo } from '../../demo/demo.js';
 import { onShutdownSignal } from '../signals.js';
 
 export function demoCommand(): Command {
@@ -14,6 +13,7 @@ export function demoCommand(): Command {
     })
     .option('--once', 'exit after the check: status 0 if the page came through, non-zero otherwise')
     .action(async (opts: { dataDir?: string; port?: number; once?: boolean }) => {
+      const { runDemo } = await import('../../demo/demo.js');
       const demo = await runDemo({ ...(opts.dataDir ? { dataDir: opts.dataDir } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) });
       if (opts.once || !demo.ok) {
         await demo.close();

@@ -1,13 +1,12 @@
 import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
-import { startHub } from '../../hub/hub.js';
+import { parseListenAddress } from '../../util/paths.js';
 import { onShutdownSignal } from '../signals.js';
 
 export function parseListen(text: string, defaultHost = '0.0.0.0'): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new DrawbridgeError('VALIDATION_FAILED', `invalid listen address "${text}": use HOST:PORT, e.g. 0.0.0.0:8443`);
-  return { host: m[1] || m[2] || defaultHost, port };
+  const parsed = parseListenAddress(text, defaultHost);
+  if (!parsed) throw new DrawbridgeError('VALIDATION_FAILED', `invalid listen address "${text}": use HOST:PORT, e.g. 0.0.0.0:8443`);
+  return parsed;
 }
 
 export function hubCommand(): Command {
@@ -25,6 +24,7 @@ export function hubCommand(): Command {
         throw new DrawbridgeError('VALIDATION_FAILED', `--public-url must be https://HOST[:PORT] (got "${opts.publicUrl}")`);
       }
       const { host, port } = parseListen(opts.listen);
+      const { startHub } = await import('../../hub/hub.js');
       const hub = await startHub({
         dataDir: opts.dataDir,
         host,

@@ -1,7 +1,4 @@
 import { Command } from 'commander';
-import { saveCredentials } from '../../client/credentials.js';
-import { HubClient } from '../../client/hub-client.js';
-import { normalizePin } from '../../client/trust.js';
 import { DrawbridgeError } from '../../errors.js';
 
 export function loginCommand(): Command {
@@ -19,6 +16,11 @@ export function loginCommand(): Command {
         throw new DrawbridgeError('VALIDATION_FAILED', `invalid hub URL "${opts.hub}"`);
       }
       if (url.protocol !== 'https:') throw new DrawbridgeError('VALIDATION_FAILED', `the hub URL must start with https:// (got "${opts.hub}")`);
+      const [{ saveCredentials }, { HubClient }, { normalizePin }] = await Promise.all([
+        import('../../client/credentials.js'),
+        import('../../client/hub-client.js'),
+        import('../../client/trust.js'),
+      ]);
       const credentials = { hubUrl: url.origin, token: opts.token, ...(opts.caPin ? { caPin: normalizePin(opts.caPin) } : {}) };
       const client = await HubClient.connect(credentials);
       try {
