@@ -10,7 +10,7 @@
  * that has already joined.
  */
 import { createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { connect, type Socket } from 'node:net';
 import { DrawbridgeError, type ErrorCode } from '../errors.js';
@@ -251,19 +251,30 @@ export class EdgeLink {
   private attach(link: Link, devices: HostedDevice[]): void {
     const nonce = this.nonce;
     if (!nonce) return;
-    for (let i = 0; i < devices.length; i += MAX_ATTACH_BATCH) {
-      const batch = devices.slice(i, i + MAX_ATTACH_BATCH);
-      for (const device of batch) {
+    // Batches well under the protocol's maximum keep the agent's peak memory low.
+    const size = Math.min(MAX_ATTACH_BATCH, 100);
+    const signed: { device: HostedDevice; signature: string }[] = [];
+    for (const device of devices) {
+      this.clock.clearTimeout(device.retryTimer);
+      try {
+        signed.push({ device, signature: signWith(createPrivateKey(readFileSync(device.keyPath)), deviceAuthPayload(device.config.name, this.edge.id, nonce, this.caPin)) });
         device.state = 'attaching';
-        this.clock.clearTimeout(device.retryTimer);
+      } catch (error) {
+        device.state = 'refused';
+        device.lastError = `CONFIG_INVALID: cannot use the key ${device.keyPath}: ${(error as Error).message}`;
+        this.logger.error({ device: device.config.name, keyFile: device.keyPath, err: (error as Error).message }, 'cannot use the device key; re-enroll the device');
       }
+    }
+    for (let i = 0; i < signed.length; i += size) {
+      const batch = signed.slice(i, i + size).map((s) => s.device);
+      const signatures = signed.slice(i, i + size).map((s) => s.signature);
       link
         .request(
           DeviceAttach,
           {
-            devices: batch.map((d) => ({
+            devices: batch.map((d, j) => ({
               name: d.config.name,
-              signature: signWith(createPrivateKey(readFileSync(d.keyPath)), deviceAuthPayload(d.config.name, this.edge.id, nonce, this.caPin)),
+              signature: signatures[j] as string,
               target: d.config.target,
               maxStreams: d.config.maxStreams,
             })),
@@ -272,6 +283,9 @@ export class EdgeLink {
         )
         .then(
           (result) => {
+            let online = 0;
+            // A line per device for a handful; for a fleet, one line per batch.
+            const verbose = result.devices.length <= 10;
             for (const outcome of result.devices) {
               const device = this.devices.get(outcome.name);
               if (!device || link !== this.link) continue;
@@ -279,11 +293,13 @@ export class EdgeLink {
                 device.state = 'online';
                 device.connects++;
                 device.lastError = null;
-                this.logger.info({ device: device.config.name, hub: this.hubUrl }, 'device online');
+                online++;
+                this.logger[verbose ? 'info' : 'debug']({ device: device.config.name, hub: this.hubUrl }, 'device online');
               } else {
                 this.refuseDevice(link, device, outcome.code as ErrorCode, outcome.message);
               }
             }
+            if (!verbose) this.logger.info({ hub: this.hubUrl, online, refused: result.devices.length - online }, 'devices online');
           },
           (error: DrawbridgeError) => {
             for (const device of batch) if (device.state === 'attaching') device.state = 'offline';
@@ -458,14 +474,11 @@ export class EdgeLink {
   }
 }
 
-/** Fails at start, with the file named, when a device key cannot be used. */
+/**
+ * Fails at start, with the file named, when a device key file is missing. (Its content is
+ * checked when the device signs; parsing a thousand keys here would only cost memory.)
+ */
 function checkedKeyPath(path: string, device: string): string {
-  let type: string | undefined;
-  try {
-    type = createPrivateKey(readFileSync(path)).asymmetricKeyType;
-  } catch (cause) {
-    throw new DrawbridgeError('CONFIG_INVALID', `cannot read the key of device "${device}" (${path}): ${(cause as Error).message}`, { cause });
-  }
-  if (type !== 'ed25519') throw new DrawbridgeError('CONFIG_INVALID', `the key of device "${device}" (${path}) is not an Ed25519 private key`);
+  if (!existsSync(path)) throw new DrawbridgeError('CONFIG_INVALID', `the key of device "${device}" (${path}) does not exist; enroll the device again`);
   return path;
 }

@@ -18,15 +18,24 @@ export class HubClient {
   readonly hubUrl: string;
   private readonly token: string;
   private readonly trust: HubTrust;
-  private readonly agent: HttpAgent;
+  private agent: Promise<HttpAgent> | undefined;
+  private agentReady: HttpAgent | undefined;
   private streamLink: ClientLink | undefined;
 
   private constructor(credentials: Credentials, trust: HubTrust) {
     this.hubUrl = credentials.hubUrl;
     this.token = credentials.token;
     this.trust = trust;
-    // Idle sockets are dropped after 30 s, well before the hub's 65 s keep-alive timeout.
-    this.agent = proxyAgentFor(this.hubUrl, { keepAlive: true }) ?? new Agent({ keepAlive: true, maxSockets: 16, timeout: 30_000, ...tlsOptions(trust) });
+  }
+
+  /** The keep-alive HTTPS agent for REST calls (through the environment's proxy, if any). */
+  private httpAgent(): Promise<HttpAgent> {
+    this.agent ??= proxyAgentFor(this.hubUrl, { keepAlive: true }).then((proxied) => {
+      // Idle sockets are dropped after 30 s, well before the hub's 65 s keep-alive timeout.
+      this.agentReady = proxied ?? new Agent({ keepAlive: true, maxSockets: 16, timeout: 30_000, ...tlsOptions(this.trust) });
+      return this.agentReady;
+    });
+    return this.agent;
   }
 
   /** The link that carries this client's streams (dialled on first use). */
@@ -42,7 +51,7 @@ export class HubClient {
   }
 
   close(): void {
-    this.agent.destroy();
+    this.agentReady?.destroy();
     void this.streamLink?.close();
   }
 
@@ -70,15 +79,16 @@ export class HubClient {
     }
   }
 
-  private rawOnce(method: string, path: string, body?: unknown, onChunk?: (chunk: Buffer) => void): Promise<{ status: number; text: string }> {
+  private async rawOnce(method: string, path: string, body?: unknown, onChunk?: (chunk: Buffer) => void): Promise<{ status: number; text: string }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const url = new URL(path, this.hubUrl);
+    const agent = await this.httpAgent();
     return new Promise((resolve, reject) => {
       const req = request(
         url,
         {
           method,
-          agent: this.agent,
+          agent,
           ...tlsOptions(this.trust),
           headers: {
             ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),

@@ -77,8 +77,8 @@ export function chainContainsPin(certificate: PeerCertificate, pin: string): boo
 export async function fetchPinnedCa(hubUrl: string, pin: string): Promise<string> {
   const expected = normalizePin(pin);
   const url = new URL('/v1/ca.pem', hubUrl);
+  const proxy = await proxyAgentFor(url);
   const pem = await new Promise<string>((resolve, reject) => {
-    const proxy = proxyAgentFor(url);
     const req = request(url, { method: 'GET', rejectUnauthorized: false, timeout: 10_000, ...(proxy ? { agent: proxy } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;

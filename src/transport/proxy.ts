@@ -5,7 +5,6 @@
  * session is end to end: the proxy sees only the hub's host and port.
  */
 import type { Agent } from 'node:http';
-import { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
 
 /** The proxy to use for `url` according to the environment, or undefined for a direct connection. */
@@ -29,8 +28,10 @@ export function describeProxy(proxy: URL): string {
  * the connection should be direct. TLS options for the hub (pinning, host name checks) are
  * given per request and apply to the tunnelled connection, not to the proxy.
  */
-export function proxyAgentFor(url: string | URL, options: { keepAlive?: boolean } = {}): Agent | undefined {
+export async function proxyAgentFor(url: string | URL, options: { keepAlive?: boolean } = {}): Promise<Agent | undefined> {
   const proxy = proxyFor(url);
   if (!proxy) return undefined;
+  // Loaded only when a proxy is in use: most edges never pay for it.
+  const { HttpsProxyAgent } = await import('https-proxy-agent');
   return new HttpsProxyAgent(proxy, { keepAlive: options.keepAlive ?? false }) as unknown as Agent;
 }

@@ -73,11 +73,11 @@ export interface DialedLink {
 }
 
 /** Dials a link: TLS to the hub (through HTTPS_PROXY when the environment says so) and the upgrade. */
-export function dialLink(options: DialOptions): Promise<DialedLink> {
+export async function dialLink(options: DialOptions): Promise<DialedLink> {
   const url = new URL(options.path, options.hubUrl);
   const key = randomBytes(16).toString('base64');
   const proxy = proxyFor(url);
-  const agent = proxy ? proxyAgentFor(url) : undefined;
+  const agent = proxy ? await proxyAgentFor(url) : undefined;
   return new Promise<DialedLink>((resolve, reject) => {
     let settled = false;
     const fail = (error: DrawbridgeError): void => {
