@@ -159,6 +159,9 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly now: () => number;
   private readonly statements = new Map<string, Database.Statement>();
+  /** Writes gathered for one group commit (see `grouped`). */
+  private group: { run: () => void; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  private groupScheduled = false;
 
   constructor(options: SqliteStoreOptions) {
     const isNew = options.path !== ':memory:' && !existsSync(options.path);
@@ -198,7 +201,47 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.commitGroup();
     if (this.db.open) this.db.close();
+  }
+
+  /**
+   * Group commit for the hot path (stream open and close records, last-seen facts): writes
+   * requested in one round of I/O share one transaction, so a burst of streams costs one WAL
+   * commit instead of one each. Each caller's promise settles only once its write is
+   * committed, so "no audit record, no stream" still holds. If the group fails, its writes
+   * are retried one by one, so one bad write fails only itself.
+   */
+  private grouped(run: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.group.push({ run, resolve, reject });
+      if (!this.groupScheduled) {
+        this.groupScheduled = true;
+        setImmediate(() => this.commitGroup());
+      }
+    });
+  }
+
+  private commitGroup(): void {
+    this.groupScheduled = false;
+    const group = this.group;
+    if (group.length === 0) return;
+    this.group = [];
+    try {
+      this.db.transaction(() => {
+        for (const write of group) write.run();
+      }).immediate();
+      for (const write of group) write.resolve();
+    } catch {
+      for (const write of group) {
+        try {
+          this.db.transaction(write.run).immediate();
+          write.resolve();
+        } catch (error) {
+          write.reject(error);
+        }
+      }
+    }
   }
 
   /**
@@ -300,9 +343,11 @@ export class SqliteStore implements Store {
   }
 
   async touchDevice(name: string, facts: { lastSeenAt: number; agentVersion?: string; remoteAddress?: string }): Promise<void> {
-    this.cached(
-      'UPDATE devices SET last_seen_at = ?, agent_version = COALESCE(?, agent_version), remote_address = COALESCE(?, remote_address) WHERE name = ?',
-    ).run(facts.lastSeenAt, facts.agentVersion ?? null, facts.remoteAddress ?? null, name);
+    return this.grouped(() => {
+      this.cached(
+        'UPDATE devices SET last_seen_at = ?, agent_version = COALESCE(?, agent_version), remote_address = COALESCE(?, remote_address) WHERE name = ?',
+      ).run(facts.lastSeenAt, facts.agentVersion ?? null, facts.remoteAddress ?? null, name);
+    });
   }
 
   async createEnrollment(enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void> {
@@ -386,9 +431,11 @@ export class SqliteStore implements Store {
   }
 
   async touchEdge(id: string, facts: { lastSeenAt: number; agentVersion?: string; remoteAddress?: string; hostname?: string }): Promise<void> {
-    this.cached(
-      'UPDATE edges SET last_seen_at = ?, agent_version = COALESCE(?, agent_version), remote_address = COALESCE(?, remote_address), hostname = COALESCE(?, hostname) WHERE id = ?',
-    ).run(facts.lastSeenAt, facts.agentVersion ?? null, facts.remoteAddress ?? null, facts.hostname ?? null, id);
+    return this.grouped(() => {
+      this.cached(
+        'UPDATE edges SET last_seen_at = ?, agent_version = COALESCE(?, agent_version), remote_address = COALESCE(?, remote_address), hostname = COALESCE(?, hostname) WHERE id = ?',
+      ).run(facts.lastSeenAt, facts.agentVersion ?? null, facts.remoteAddress ?? null, facts.hostname ?? null, id);
+    });
   }
 
   // ---- principals ----
@@ -508,11 +555,12 @@ export class SqliteStore implements Store {
   // ---- sessions ----
 
   async openSession(s: SessionRecord, audit: AuditEntry): Promise<void> {
-    this.withAudit(audit, () => {
+    return this.grouped(() => {
       this.cached(
         'INSERT INTO sessions (id, principal, device, target, client_address, grant_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       )
         .run(s.id, s.principal, s.device, s.target, s.clientAddress, s.grantId, s.startedAt);
+      this.appendAuditSync(audit);
     });
   }
 
@@ -521,11 +569,12 @@ export class SqliteStore implements Store {
     facts: { endedAt: number; bytesToDevice: number; bytesFromDevice: number; closeReason: string },
     audit: AuditEntry,
   ): Promise<void> {
-    this.withAudit(audit, () => {
+    return this.grouped(() => {
       this.cached(
         'UPDATE sessions SET ended_at = ?, bytes_to_device = ?, bytes_from_device = ?, close_reason = ? WHERE id = ? AND ended_at IS NULL',
       )
         .run(facts.endedAt, facts.bytesToDevice, facts.bytesFromDevice, facts.closeReason, id);
+      this.appendAuditSync(audit);
     });
   }
 
