@@ -27,6 +27,10 @@ export interface OpenedStream {
   /** Resolves when the stream has ended, however it ended. */
   result: Promise<EndpointResult>;
   streamId: number;
+  /** The local program stopped sending (it is being stopped): send EOF, let the far end finish. */
+  endInput(): void;
+  /** Ends the stream now with `error`. */
+  abort(error: DrawbridgeError): void;
 }
 
 interface Connected {
@@ -84,7 +88,7 @@ export class ClientLink {
       },
     );
     opened.catch(() => undefined);
-    return { opened, result: endpoint.result, streamId };
+    return { opened, result: endpoint.result, streamId, endInput: () => endpoint.endInput(), abort: (error) => endpoint.fail(error) };
   }
 
   /** Dials the link if it is not up; concurrent callers share one dial. */

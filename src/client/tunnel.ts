@@ -89,9 +89,25 @@ export async function openTunnel(options: TunnelOptions): Promise<TunnelHandle> 
   };
 }
 
-/** One stream on stdin/stdout. Resolves with the error that ended it, if any. */
-export async function runProxy(client: HubClient, device: string, input: Readable, output: Writable): Promise<DrawbridgeError | undefined> {
+/**
+ * One stream on stdin/stdout. Resolves with the error that ended it, if any. `stopping`
+ * resolves when the local program is being stopped (ssh sends its ProxyCommand SIGHUP when a
+ * session ends): the stream then ends in order (EOF, and the far end's finish) rather than
+ * being cut, so the audit records an ordinary end.
+ */
+export async function runProxy(
+  client: HubClient,
+  device: string,
+  input: Readable,
+  output: Writable,
+  stopping?: Promise<void>,
+): Promise<DrawbridgeError | undefined> {
   const stream = client.link().open(device, { input, output, destroy: () => input.pause(), role: 'client' });
+  void stopping?.then(() => {
+    stream.endInput();
+    // The far end gets a moment to finish; after that the stream is cut.
+    setTimeout(() => stream.abort(new DrawbridgeError('CONNECTION_RESET', 'the client program was stopped')), 2000).unref();
+  });
   await stream.opened;
   return streamError(await stream.result);
 }

@@ -122,6 +122,19 @@ export class StreamEndpoint {
     this.maybeSendEof();
   }
 
+  /**
+   * The local program is done sending, whatever its input says (it is being stopped): stop
+   * reading, send what was read, then EOF. The stream then ends normally once the far end
+   * finishes too.
+   */
+  endInput(): void {
+    if (this.done || this.inputEnded) return;
+    this.inputEnded = true;
+    this.local.input.pause();
+    this.local.input.removeAllListeners('data');
+    this.maybeSendEof();
+  }
+
   /** The stream could not be opened, or must end now: abort the local side with `error`. */
   fail(error: DrawbridgeError): void {
     if (this.done) return;

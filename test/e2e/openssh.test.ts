@@ -12,12 +12,14 @@ import {
   CLI,
   addDeviceWithAgent,
   cleanup,
+  hubRequest,
   runCli,
   runProgram,
   startHubProcess,
   startSshd,
   tempDir,
   type HubProcess,
+  waitFor,
   type SshdProcess,
 } from '../helpers.js';
 
@@ -53,10 +55,18 @@ describe('OpenSSH through drawbridge', () => {
     await cleanup();
   });
 
-  it('runs a remote command with ssh -o ProxyCommand="drawbridge proxy %h"', async () => {
+  it('runs a remote command with ssh -o ProxyCommand="drawbridge proxy %h", and the audit records an ordinary end', async () => {
     const result = await runProgram('ssh', [...sshOptions, `${sshd.user}@${DEVICE}`, 'echo hello-from-sshd; uname -s'], { env: hub.env });
     assert.equal(result.code, 0, `ssh failed: ${result.stderr}\nsshd: ${sshd.stderr()}`);
     assert.equal(result.stdout.toString(), 'hello-from-sshd\nLinux\n');
+    // The session's close record says how it really ended: both sides finished.
+    let reason: unknown;
+    await waitFor(async () => {
+      const res = await hubRequest(hub, 'GET', `/v1/audit?action=stream.close&device=${DEVICE}&order=desc&limit=1`);
+      reason = (res.json as { records: { details: { reason: unknown } }[] }).records[0]?.details.reason;
+      return reason !== undefined;
+    }, 10_000, 'the close record');
+    assert.equal(reason, 'closed');
   });
 
   it('copies a 5 MiB file with scp both ways, byte for byte', async () => {

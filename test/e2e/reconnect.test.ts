@@ -4,12 +4,14 @@
  * DEVICE_OFFLINE refusal for new streams.
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   addDeviceWithAgent,
   cleanup,
   exchange,
   freePort,
+  hubRequest,
   runCli,
   startConnect,
   startEchoServer,
@@ -86,8 +88,17 @@ describe('reconnects and offline detection', () => {
   it('a killed agent makes the device offline, and new streams fail with DEVICE_OFFLINE', async () => {
     assert.ok(agent, 'agent process');
     assert.equal(await deviceOnline(hub, 'phoenix'), true);
+    // A stream is open when the agent dies: its close record must name the real reason.
+    const held = connect({ host: '127.0.0.1', port: (await startConnect(hub.env, 'phoenix')).port });
+    held.on('error', () => undefined);
+    await new Promise((r) => held.once('connect', r));
+    held.write('x');
+    await new Promise((r) => held.once('data', r));
     await stopProcess(agent.child, 'SIGKILL');
     await waitFor(async () => (await deviceOnline(hub, 'phoenix')) === false, 15_000, 'device offline after agent SIGKILL');
+    await new Promise((r) => (held.destroyed ? r(undefined) : held.once('close', r)));
+    const res = await hubRequest(hub, 'GET', '/v1/audit?action=stream.close&device=phoenix&order=desc&limit=1');
+    assert.equal((res.json as { records: { details: { reason: unknown } }[] }).records[0]?.details.reason, 'EDGE_DISCONNECTED');
 
     const result = await runCli(['proxy', 'phoenix'], { env: hub.env, input: 'nobody home' });
     assert.notEqual(result.code, 0);

@@ -65,7 +65,12 @@ export function proxyCommand(): Command {
     const client = await connectHub(opts);
     try {
       const { runProxy } = await tunnelModule();
-      const error = await runProxy(client, device, process.stdin, process.stdout);
+      // ssh ends its ProxyCommand with SIGHUP when the session is over; any stop signal
+      // ends the stream in order instead of killing it mid-way.
+      const stopping = new Promise<void>((resolve) => {
+        for (const signal of ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGPIPE'] as const) process.once(signal, () => resolve());
+      });
+      const error = await runProxy(client, device, process.stdin, process.stdout, stopping);
       if (error) throw error;
     } finally {
       client.close();
