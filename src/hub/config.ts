@@ -38,6 +38,16 @@ export const HubConfigSchema = z.strictObject({
       timeout: duration.prefault('5s'),
     })
     .optional(),
+  audit: z
+    .strictObject({
+      /**
+       * A signed checkpoint of the audit chain's head is made this often when the head moved,
+       * kept in DATA_DIR/audit-checkpoints.jsonl and sent by webhook (audit.checkpoint), so a
+       * copy leaves the machine. 0 turns the periodic ones off (on demand still works).
+       */
+      checkpointInterval: duration.prefault('1h'),
+    })
+    .prefault({}),
   metrics: z
     .strictObject({
       /** /metrics needs an admin or auditor token unless this is true (e.g. a scraper on a private network). */

@@ -18,6 +18,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { writeFileAtomic } from '../util/files.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
+import { AuditAnchor } from '../audit/anchor.js';
 import { AccessService } from './access.js';
 import { LocalDeviceBus } from './bus.js';
 import { handleApi } from './api.js';
@@ -127,10 +128,14 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     onAuthFailure: (source, kind, subject, reason) => void auth.recordFailure(source, kind, reason, kind === 'device' ? subject : undefined),
   }, clock, VERSION);
   const bus = new LocalDeviceBus(registry);
+  const anchor = new AuditAnchor(dataDir, store, tls.caPin, clock, logger, (checkpoint) => webhook.fire('audit.checkpoint', { ...checkpoint }));
+  metrics.auditHeadBehind.set((await anchor.checkHead()).ok ? 0 : 1);
+  // The head file follows the newest record every minute; checkpoints as configured.
+  anchor.start(60_000, config.audit.checkpointInterval);
   const clientLinks = new ClientLinks(store, config, registry, bus, relay, access, metrics, logger, clock, VERSION);
 
   const services: HubServices = {
-    store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth,
+    store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth, anchor,
     publicUrl: options.publicUrl ?? '',
     caPin: tls.caPin,
     caPem: tls.caPem,
@@ -143,7 +148,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     const url = new URL(req.url ?? '/', 'https://hub.invalid');
     const run = async (): Promise<void> => {
       if (req.method === 'GET' && url.pathname === '/healthz') {
-        sendJson(res, 200, { status: 'ok', version: VERSION, edgesOnline: registry.edgeCount, devicesOnline: registry.size, activeStreams: relay.size });
+        sendJson(res, 200, { status: 'ok', version: VERSION, edgesOnline: registry.edgeCount, devicesOnline: registry.size, activeStreams: relay.size, auditHeadOk: anchor.status.ok });
         return;
       }
       if (req.method === 'GET' && url.pathname === '/metrics') {
@@ -289,6 +294,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
       server.closeAllConnections();
       for (const socket of openSockets) socket.destroy();
       await serverClosed;
+      await anchor.stop().catch((error: unknown) => logger.warn({ err: error }, 'could not record the audit head at shutdown'));
       await webhook.flush().catch(() => undefined);
       await services.bus.close();
       await store.close();

@@ -16,6 +16,7 @@ export class HubMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
+  readonly auditHeadBehind = new Gauge({ name: 'drawbridge_audit_head_behind', help: '1 when the database lacks the audit head this hub recorded (records removed or rewritten)', registers: [this.registry] });
   readonly authFailures = new Counter({ name: 'drawbridge_auth_failures_total', help: 'Failed authentications by kind', labelNames: ['kind'], registers: [this.registry] });
 
   constructor() {

@@ -2,6 +2,7 @@
 import type { Store } from '../store/store.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
+import type { AuditAnchor } from '../audit/anchor.js';
 import type { AccessService } from './access.js';
 import type { DeviceBus } from './bus.js';
 import type { HubConfig } from './config.js';
@@ -18,6 +19,7 @@ export interface HubServices {
   metrics: HubMetrics;
   registry: EdgeRegistry;
   clientLinks: ClientLinks;
+  anchor: AuditAnchor;
   bus: DeviceBus;
   relay: Relay;
   access: AccessService;

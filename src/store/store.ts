@@ -127,6 +127,10 @@ export interface AuditQuery {
   limit: number;
 }
 
+export type ChainReport =
+  | { ok: true; checked: number; headHash: string }
+  | { ok: false; checked: number; firstBadSeq: number; problem: string; message: string };
+
 export interface AccessQuery {
   status?: AccessStatus;
   principal?: string;
@@ -210,4 +214,6 @@ export interface Store {
   /** Every record in seq order, in batches, for verification and export. */
   scanAudit(afterSeq: number, batchSize: number): Promise<AuditRecord[]>;
   countAudit(): Promise<number>;
+  /** Recomputes the whole chain without blocking the caller's event loop (a worker or chunks). */
+  verifyAudit(): Promise<ChainReport>;
 }

@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
 import type { HubClient } from '../../client/hub-client.js';
-import { addHubFlags, withHub, type HubFlags } from '../context.js';
+import { addHubFlags, collect, withHub, type HubFlags } from '../context.js';
 import { printJson, printTable, shortTime } from '../output.js';
 import type { AuditView } from '../../protocol/api-types.js';
 
@@ -99,14 +99,46 @@ export function auditCommand(): Command {
     },
   );
 
-  addHubFlags(audit.command('verify').description('recompute the hash chain; exits non-zero naming the first bad record').option('--json', 'JSON output')).action(
-    async (opts: HubFlags & { json?: boolean }) => {
-      const result = await withHub(opts, (c) => c.request<{ ok: boolean; checked: number; headHash?: string; firstBadSeq?: number; message?: string }>('GET', '/v1/audit/verify'));
+  addHubFlags(
+    audit
+      .command('checkpoint')
+      .description("a signed checkpoint of the chain's head, made now; keep it off the hub (verify later with audit verify --checkpoint)")
+      .option('--output <file>', 'append it to this file (JSON Lines, mode 0600) instead of printing it')
+      .option('--json', 'print it as JSON (the default when not writing a file)'),
+  ).action(async (opts: HubFlags & { output?: string; json?: boolean }) => {
+    const checkpoint = await withHub(opts, (c) => c.request<Record<string, unknown>>('GET', '/v1/audit/checkpoint'));
+    if (opts.output) {
+      const { appendFileSync } = await import('node:fs');
+      appendFileSync(opts.output, JSON.stringify(checkpoint) + '\n', { mode: 0o600 });
+      process.stderr.write(`checkpoint of record ${String(checkpoint['seq'])} appended to ${opts.output}\n`);
+    } else {
+      process.stdout.write(JSON.stringify(checkpoint) + '\n');
+    }
+  });
+
+  addHubFlags(
+    audit
+      .command('verify')
+      .description('recompute the hash chain; with --checkpoint, also prove it still holds every checkpointed record unchanged (non-zero exit otherwise)')
+      .option('--checkpoint <file>', 'checkpoint file(s) from audit checkpoint or the webhook (JSON or JSON Lines; repeatable)', collect, [])
+      .option('--json', 'JSON output'),
+  ).action(async (opts: HubFlags & { checkpoint: string[]; json?: boolean }) => {
+    if (opts.checkpoint.length === 0) {
+      const result = await withHub(opts, (c) => c.request<{ ok: boolean; chainOk: boolean; checked: number; headHash?: string; firstBadSeq?: number; message?: string; head: { ok: boolean; message: string } }>('GET', '/v1/audit/verify'));
       if (opts.json) printJson(result);
-      else if (result.ok) process.stdout.write(`audit chain intact: ${result.checked} records, head ${result.headHash}\n`);
-      else process.stdout.write(`audit chain BROKEN at record ${result.firstBadSeq}: ${result.message}\n`);
+      else {
+        if (result.chainOk) process.stdout.write(`audit chain intact: ${result.checked} records, head ${result.headHash}\n`);
+        else process.stdout.write(`audit chain BROKEN at record ${result.firstBadSeq}: ${result.message}\n`);
+        if (!result.head.ok) process.stdout.write(`audit head BEHIND: ${result.head.message}\n`);
+      }
       if (!result.ok) process.exitCode = 1;
-    },
-  );
+      return;
+    }
+    const { verifyAgainstCheckpoints } = await import('../../audit/verify-checkpoints.js');
+    const report = await withHub(opts, (c) => verifyAgainstCheckpoints(c, opts.checkpoint));
+    if (opts.json) printJson(report);
+    else for (const line of report.lines) process.stdout.write(line + '\n');
+    if (!report.ok) process.exitCode = 1;
+  });
   return audit;
 }
