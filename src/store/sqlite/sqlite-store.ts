@@ -156,6 +156,37 @@ export interface SqliteStoreOptions {
   now?: () => number;
 }
 
+/** The longest SQLite may block the event loop waiting for a lock, per call. */
+const BUSY_WAIT_IN_CALL_MS = 20;
+/** How long the store keeps retrying a locked database before it refuses the action. */
+const BUSY_GIVE_UP_MS = 5000;
+/** Methods that are not retried on a locked database (they do not write, or run elsewhere). */
+const NOT_RETRIED = new Set<string>(['constructor', 'close', 'verifyAudit', 'withAudit']);
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === 'SQLITE_BUSY_SNAPSHOT';
+}
+
+function busyError(): Error {
+  return Object.assign(new Error('the database is locked by another process'), { code: 'SQLITE_BUSY' });
+}
+
+/** Runs `fn`; while the database is locked, retries with backoff (yielding) up to BUSY_GIVE_UP_MS. */
+async function retryWhileBusy<T>(fn: () => T | Promise<T>): Promise<T> {
+  const started = Date.now();
+  let delay = 5;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (!isBusy(error) || Date.now() - started >= BUSY_GIVE_UP_MS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 200);
+    }
+  }
+}
+
 export class SqliteStore implements Store {
   readonly engine = 'sqlite';
   private readonly db: Database.Database;
@@ -163,7 +194,7 @@ export class SqliteStore implements Store {
   private readonly path: string;
   private readonly statements = new Map<string, Database.Statement>();
   /** Writes gathered for one group commit (see `grouped`). */
-  private group: { run: () => void; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  private group: { run: () => void; resolve: () => void; reject: (error: unknown) => void; since?: number }[] = [];
   private groupScheduled = false;
 
   constructor(options: SqliteStoreOptions) {
@@ -177,7 +208,17 @@ export class SqliteStore implements Store {
     // crash may lose the last transactions, never corrupt the file.
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
+    // Another process holding the database (a backup, an operator's sqlite3 shell) must not
+    // freeze the hub: SQLite waits at most this long inside a call, and the store retries
+    // asynchronously (see retryWhileBusy) so the event loop keeps serving meanwhile.
+    this.db.pragma(`busy_timeout = ${BUSY_WAIT_IN_CALL_MS}`);
+    for (const name of Object.getOwnPropertyNames(SqliteStore.prototype) as (keyof SqliteStore)[]) {
+      const descriptor = Object.getOwnPropertyDescriptor(SqliteStore.prototype, name);
+      // Only the public async methods: the synchronous helpers run inside transactions.
+      if (NOT_RETRIED.has(name) || typeof descriptor?.value !== 'function' || descriptor.value.constructor.name !== 'AsyncFunction') continue;
+      const method = (descriptor.value as (...args: unknown[]) => unknown).bind(this);
+      Object.defineProperty(this, name, { value: (...args: unknown[]) => retryWhileBusy(() => method(...args)) });
+    }
     this.migrate();
     // Without table statistics SQLite may scan the whole audit log for a time-range query;
     // gather them at open (well under a second at a million records) and on maintain().
@@ -236,7 +277,22 @@ export class SqliteStore implements Store {
         for (const write of group) write.run();
       }).immediate();
       for (const write of group) write.resolve();
-    } catch {
+    } catch (error) {
+      if (isBusy(error) && this.db.open) {
+        // Locked by someone else: try the whole group again shortly, up to the usual bound.
+        const first = group[0] as (typeof group)[number];
+        first.since ??= Date.now();
+        if (Date.now() - first.since < BUSY_GIVE_UP_MS) {
+          this.group = [...group, ...this.group];
+          if (!this.groupScheduled) {
+            this.groupScheduled = true;
+            setTimeout(() => this.commitGroup(), 20);
+          }
+          return;
+        }
+        for (const write of group) write.reject(busyError());
+        return;
+      }
       for (const write of group) {
         try {
           this.db.transaction(write.run).immediate();
