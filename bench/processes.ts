@@ -4,7 +4,7 @@
  * and every temp dir is recorded, so cleanup() leaves nothing behind, even on failure.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -227,4 +227,41 @@ export function cpuSecondsBetween(before: Map<number, number>, after: Map<number
   let total = 0;
   for (const [pid, seconds] of after) total += seconds - (before.get(pid) ?? 0);
   return total;
+}
+
+/** TCP states in /proc/net/tcp (hex): 01 is ESTABLISHED. */
+const TCP_ESTABLISHED = '01';
+
+/**
+ * The TCP connections a process holds, from its socket descriptors (/proc/PID/fd) matched
+ * against /proc/net/tcp and tcp6: every established one, and those to `remotePort`.
+ */
+export function tcpConnections(pid: number, remotePort: number): { established: number; toPort: number } {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1] as string);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  let established = 0;
+  let toPort = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue; // no IPv6
+    }
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 10 || fields[3] !== TCP_ESTABLISHED || !inodes.has(fields[9] as string)) continue;
+      established++;
+      if (parseInt((fields[2] as string).split(':')[1] ?? '', 16) === remotePort) toPort++;
+    }
+  }
+  return { established, toPort };
 }

@@ -1,190 +1,221 @@
 /**
- * `npm run bench`: Drawbridge against direct TCP, a socat relay and OpenSSH `ssh -L`, all on
- * loopback in one run, plus the hub's memory per idle virtual device. Prints a table with
- * ratios to ssh -L and writes bench/results/latest.json. See bench/README.md.
+ * `npm run bench`: Drawbridge against `ssh -L`, the reverse-SSH bastion chain, socat and
+ * direct TCP, all on loopback, with every path measured round by round (interleaved, the
+ * order rotating per round) so that they share the same machine conditions; then the
+ * Drawbridge-only scenarios (frozen reader, scale). Prints medians, ratios and the targets
+ * of issue 6, and writes bench/results/latest.json. See bench/README.md.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { measureHubMemory, setNodeArgs, startDrawbridgeTunnel, type MemoryResult } from './drawbridge.js';
-import { measureLatency, measureSetup, measureStreamRate, measureThroughput } from './measure.js';
+import { setNodeArgs, startDrawbridgeTunnel, type DrawbridgeTunnel } from './drawbridge.js';
+import { measureIsolation, measureLatency, measureSetup, measureStreamRate, measureThroughput } from './measure.js';
 import { cleanup, killAllNow, startProcess, stopProcess, tempDir } from './processes.js';
-import { evaluateTargets, PATH_LABELS, PATHS, renderTable, type PathName, type PathResult } from './report.js';
-import { hasCommand, SSHD, startSocat, startSshForward, toolVersion, type Forward } from './sshd.js';
-
-const USAGE = `usage: npm run bench -- [options]   (or node dist/bench/run.js [options])
-  --bytes SIZE         bytes pushed one way per path for throughput (default 1GiB; e.g. 256MiB)
-  --round-trips N      1-byte ping-pongs for latency (default 2000, after 200 warm-up)
-  --setups N           sequential new connections for setup time (default 500, after 20 warm-up)
-  --concurrency N      parallel workers for new streams per second (default 16)
-  --rate-seconds S     how long to run the streams-per-second test (default 3)
-  --devices N          idle virtual devices for the hub memory test (default 2000)
-  --paths LIST         comma-separated subset of direct,socat,ssh,drawbridge (default all)
-  --skip-memory        skip the hub memory test
-  --out FILE           results JSON (default bench/results/latest.json)
-  --profile DIR        run the Drawbridge processes with --cpu-prof, writing profiles to DIR
-  --help`;
-
-function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(text.trim());
-  if (!m) throw new Error(`invalid size "${text}": use e.g. 1GiB, 256MiB, 1048576`);
-  const unit = (m[2] ?? 'b').toLowerCase();
-  const factor = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1;
-  return Math.round(Number(m[1]) * factor);
-}
-
-function positiveInt(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer (got "${text}")`);
-  return n;
-}
-
-const { values } = parseArgs({
-  options: {
-    bytes: { type: 'string', default: '1GiB' },
-    'round-trips': { type: 'string', default: '2000' },
-    setups: { type: 'string', default: '500' },
-    concurrency: { type: 'string', default: '16' },
-    'rate-seconds': { type: 'string', default: '3' },
-    devices: { type: 'string', default: '2000' },
-    paths: { type: 'string', default: PATHS.join(',') },
-    'skip-memory': { type: 'boolean', default: false },
-    out: { type: 'string' },
-    profile: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
-if (values.help) {
-  process.stdout.write(USAGE + '\n');
-  process.exit(0);
-}
-
-const settings = {
-  bytes: parseSize(values.bytes),
-  roundTrips: positiveInt(values['round-trips'], '--round-trips'),
-  latencyWarmup: 200,
-  setups: positiveInt(values.setups, '--setups'),
-  setupWarmup: 20,
-  concurrency: positiveInt(values.concurrency, '--concurrency'),
-  rateSeconds: Number(values['rate-seconds']),
-  devices: positiveInt(values.devices, '--devices'),
-  paths: values.paths.split(',').map((p) => p.trim()) as PathName[],
-  memory: !values['skip-memory'],
-};
-for (const p of settings.paths) if (!PATHS.includes(p)) throw new Error(`unknown path "${p}" in --paths`);
-if (!(settings.rateSeconds > 0)) throw new Error('--rate-seconds must be a positive number');
-const outFile = values.out ?? fileURLToPath(new URL('../../bench/results/latest.json', import.meta.url));
-if (values.profile) setNodeArgs(['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`]);
+import { evaluateTargets, PATH_LABELS, PATHS, ratios, renderTable, summarize, type PathInfo, type PathName, type PathRound, type Round } from './report.js';
+import { measureScale, type ScaleResult } from './scale.js';
+import { measureFrozenReader, type FrozenReaderResult } from './scenarios.js';
+import { parseSettings, type Settings } from './settings.js';
+import { directPath, hasCommand, sshMissing, startBastionChain, startSocat, startSshForward, toolVersion, type Forward } from './sshd.js';
 
 const log = (line: string): void => {
   process.stderr.write(line + '\n');
 };
 
-async function measurePath(name: PathName, port: number, relays: { name: string; pid: number }[]): Promise<Omit<PathResult, 'available'>> {
-  const label = PATH_LABELS[name];
-  log(`[${label}] latency: ${settings.roundTrips} round trips`);
-  const latencyMicros = await measureLatency(port, settings.roundTrips, settings.latencyWarmup);
-  log(`[${label}] setup: ${settings.setups} sequential connections`);
-  const setupMs = await measureSetup(port, settings.setups, settings.setupWarmup);
-  log(`[${label}] new streams/s: concurrency ${settings.concurrency} for ${settings.rateSeconds} s`);
-  const rate = await measureStreamRate(port, settings.concurrency, settings.rateSeconds);
-  // A short push first, so JIT and buffers are warm before the timed one.
-  const warm = Math.min(64 * 1024 * 1024, Math.max(1, Math.floor(settings.bytes / 8)));
-  await measureThroughput(port, warm);
-  log(`[${label}] throughput: ${(settings.bytes / 2 ** 20).toFixed(0)} MiB one way`);
-  const throughput = await measureThroughput(port, settings.bytes, relays);
-  log(`[${label}] ${throughput.megabytesPerSecond.toFixed(0)} MB/s, latency p50 ${latencyMicros.p50.toFixed(0)} us, ` +
-    `setup p50 ${setupMs.p50.toFixed(2)} ms, ${rate.streamsPerSecond.toFixed(0)} streams/s${rate.failed ? ` (${rate.failed} failed: ${rate.firstError})` : ''}`);
-  return { throughput, latencyMicros, setupMs, rate };
+const FORMAT_VERSION = 2;
+
+type Metric = 'latency' | 'setup' | 'rate' | 'throughput' | 'isolation';
+const METRIC_ORDER: Metric[] = ['latency', 'setup', 'rate', 'throughput', 'isolation'];
+
+/** Runs one metric on one path, storing its result in `into`. */
+async function runMetric(s: Settings, metric: Metric, forward: Forward, into: PathRound, label: string): Promise<void> {
+  switch (metric) {
+    case 'latency':
+      into.latencyMicros = await measureLatency(forward.port, s.roundTrips, s.latencyWarmup);
+      log(`  ${label}: RTT p50 ${into.latencyMicros.p50.toFixed(0)} us, p99 ${into.latencyMicros.p99.toFixed(0)} us`);
+      return;
+    case 'setup':
+      into.setupMs = await measureSetup(forward.port, s.setups, s.setupWarmup);
+      log(`  ${label}: setup p50 ${into.setupMs.p50.toFixed(2)} ms`);
+      return;
+    case 'rate':
+      into.rate = await measureStreamRate(forward.port, s.concurrency, s.rateSeconds, forward.processes);
+      log(`  ${label}: ${into.rate.streamsPerSecond.toFixed(0)} new streams/s` + (into.rate.failed ? ` (${into.rate.failed} failed: ${into.rate.firstError})` : ''));
+      return;
+    case 'throughput':
+      into.throughput = await measureThroughput(forward.port, s.bytes, forward.processes);
+      log(`  ${label}: ${into.throughput.megabytesPerSecond.toFixed(0)} MB/s, ${into.throughput.cpuSecondsPerGiBTotal.toFixed(2)} CPU s/GiB`);
+      return;
+    case 'isolation':
+      into.isolation = await measureIsolation(forward.port, forward.port, s.isolationRoundTrips, s.latencyWarmup);
+      log(`  ${label}: RTT p50 ${(into.isolation.latencyMicros.p50 / 1000).toFixed(2)} ms beside a ${into.isolation.bulkMegabytesPerSecond.toFixed(0)} MB/s bulk stream`);
+      if ('second' in forward) {
+        const second = (forward as DrawbridgeTunnel).second;
+        await forward.settle();
+        into.isolationSecondLink = await measureIsolation(forward.port, second.port, s.isolationRoundTrips, s.latencyWarmup);
+        log(`  ${label} (second connect and device): RTT p50 ${(into.isolationSecondLink.latencyMicros.p50 / 1000).toFixed(2)} ms`);
+      }
+      return;
+  }
 }
 
-async function main(): Promise<void> {
+/** The same list, started `by` places further on: round r runs the paths in rotate(paths, r). */
+const rotate = <T>(items: T[], by: number): T[] => items.map((_, i) => items[(i + by) % items.length] as T);
+
+async function main(s: Settings): Promise<void> {
   const logDir = tempDir('db-bench-logs-');
   const started = new Date();
   const loadAtStart = loadavg()[0] ?? 0;
-  log(`drawbridge bench: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, node ${process.version}; logs in ${logDir}`);
-  // Every path shares these cores with whatever else runs: a busy machine skews the figures.
-  if (loadAtStart > 0.5) log(`warning: load average ${loadAtStart.toFixed(2)} at start; other work on this machine will skew the results`);
+  log(`drawbridge bench: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, node ${process.version}; ${s.rounds} round(s); logs in ${logDir}`);
+  // Every path shares these cores with whatever else runs: interleaving spreads that evenly, but it still adds noise.
+  if (loadAtStart > 0.5) log(`warning: load average ${loadAtStart.toFixed(2)} at start; other work on this machine adds noise`);
   const targetScript = fileURLToPath(new URL('./target-server.js', import.meta.url));
   const target = await startProcess('target', process.execPath, [targetScript], { logDir, ready: /\{"port":(\d+)\}/ });
   const targetPort = Number(target.match?.[1]);
 
-  const availability: Record<PathName, string | undefined> = {
+  const missing: Record<PathName, string | undefined> = {
     direct: undefined,
     socat: hasCommand('socat') ? undefined : 'socat is not installed',
-    ssh: existsSync(SSHD) && hasCommand('ssh') && hasCommand('ssh-keygen') ? undefined : `${SSHD} or ssh is not installed`,
+    ssh: sshMissing(),
+    bastion: sshMissing(),
     drawbridge: undefined,
   };
   const starters: Record<PathName, () => Promise<Forward>> = {
-    direct: async () => ({ port: targetPort, processes: [], details: {}, stop: async () => undefined }),
+    direct: async () => directPath(targetPort),
     socat: () => startSocat(targetPort, logDir),
     ssh: () => startSshForward(targetPort, logDir),
-    drawbridge: () => startDrawbridgeTunnel(targetPort, logDir),
+    bastion: () => startBastionChain(targetPort, logDir),
+    drawbridge: () => startDrawbridgeTunnel(targetPort, logDir, { streamWindow: s.streamWindow }),
   };
 
-  const paths: Partial<Record<PathName, PathResult>> = {};
-  for (const name of PATHS) {
-    if (!settings.paths.includes(name)) continue;
-    const missing = availability[name];
-    if (missing) {
-      log(`[${PATH_LABELS[name]}] skipped: ${missing}`);
-      paths[name] = { available: false, skippedReason: missing };
+  // Every path stays up for the whole run (idle relays cost nothing), so rounds can interleave them.
+  const paths: Partial<Record<PathName, PathInfo>> = {};
+  const forwards = new Map<PathName, Forward>();
+  for (const name of PATHS.filter((p) => s.paths.includes(p))) {
+    const reason = missing[name];
+    if (reason) {
+      log(`[${PATH_LABELS[name]}] skipped: ${reason}`);
+      paths[name] = { available: false, skippedReason: reason };
       continue;
     }
-    // Each path runs alone: its relay processes start before and stop after its measurements.
-    const forward = await starters[name]();
     try {
-      paths[name] = { available: true, details: forward.details, ...(await measurePath(name, forward.port, forward.processes)) };
-    } finally {
-      await forward.stop();
+      const forward = await starters[name]();
+      forwards.set(name, forward);
+      paths[name] = { available: true, processes: forward.processes.map((p) => p.name), details: forward.details };
+    } catch (error) {
+      const message = (error as Error).message;
+      log(`[${PATH_LABELS[name]}] skipped: cannot start: ${message}`);
+      paths[name] = { available: false, skippedReason: `cannot start: ${message.split('\n')[0]}` };
     }
   }
-  await stopProcess(target);
+  const running = [...forwards.keys()];
 
-  let memory: MemoryResult | undefined;
-  if (settings.memory) {
-    log(`[hub memory] ${settings.devices} idle virtual devices on one agent`);
-    memory = await measureHubMemory(settings.devices, logDir, log);
+  log('warm-up: a few round trips, streams and a short push on every path');
+  for (const [name, forward] of forwards) {
+    await measureLatency(forward.port, 200, 0);
+    await measureSetup(forward.port, 20, 0);
+    await measureThroughput(forward.port, Math.min(64 * 2 ** 20, Math.max(1, Math.floor(s.bytes / 8))));
+    await forward.settle();
+    log(`  ${PATH_LABELS[name]} ready`);
   }
 
-  const targets = evaluateTargets(paths, memory);
-  const table = renderTable(paths, memory, targets);
-  const ssh = paths.ssh?.details?.['cipher'];
+  const errors: string[] = [];
+  const metrics = METRIC_ORDER.filter((m) => m !== 'isolation' || !s.skip.includes('isolation'));
+  const rounds: Round[] = [];
+  for (let r = 0; r < s.rounds; r++) {
+    const order = rotate(running, r);
+    const round: Round = { round: r + 1, order, paths: Object.fromEntries(order.map((p) => [p, {}])) };
+    rounds.push(round);
+    log(`round ${r + 1}/${s.rounds}: ${order.map((p) => PATH_LABELS[p]).join(', ')}`);
+    for (const metric of metrics) {
+      for (const name of order) {
+        const forward = forwards.get(name) as Forward;
+        const into = round.paths[name] as PathRound;
+        try {
+          await runMetric(s, metric, forward, into, PATH_LABELS[name]);
+          await forward.settle();
+        } catch (error) {
+          // One failed measurement is recorded and the run goes on: the other figures still count.
+          const message = `round ${r + 1}, ${PATH_LABELS[name]}, ${metric}: ${(error as Error).message.split('\n')[0]}`;
+          log(`  error: ${message}`);
+          errors.push(message);
+          (into.errors ??= []).push(message);
+        }
+      }
+    }
+  }
+
+  const tunnel = forwards.get('drawbridge');
+  let frozenReader: FrozenReaderResult | undefined;
+  if (tunnel && !s.skip.includes('frozen')) {
+    log(`[frozen reader] ${s.frozenStreams} download streams of ${(s.frozenBytesPerStream / 2 ** 20).toFixed(0)} MiB beside a stream whose reader stopped`);
+    try {
+      frozenReader = await measureFrozenReader(tunnel, { streams: s.frozenStreams, bytesPerStream: s.frozenBytesPerStream, repeats: s.frozenRepeats }, log);
+    } catch (error) {
+      errors.push(`frozen reader: ${(error as Error).message.split('\n')[0]}`);
+      log(`  error: ${(error as Error).message}`);
+    }
+  }
+  for (const forward of forwards.values()) await forward.stop();
+  await stopProcess(target);
+
+  let scale: ScaleResult | undefined;
+  if (s.paths.includes('drawbridge') && !s.skip.includes('scale')) {
+    log(`[scale] one agent with ${Math.min(s.agentDevices, s.devices)} devices; ${s.devices} idle devices on one hub`);
+    try {
+      scale = await measureScale(s.devices, s.agentDevices, logDir, log);
+    } catch (error) {
+      errors.push(`scale: ${(error as Error).message.split('\n')[0]}`);
+      log(`  error: ${(error as Error).message}`);
+    }
+  }
+
+  const summary = summarize(rounds);
+  const evaluated = { summary, versusSsh: ratios(rounds, summary, 'ssh'), versusBastion: ratios(rounds, summary, 'bastion'), frozenReader, scale };
+  const targets = evaluateTargets(evaluated);
+  const sshCipher = paths.ssh?.details?.['cipher'];
   const tls = paths.drawbridge?.details?.['cipher'];
-  process.stdout.write(`\n${table}\n`);
+  process.stdout.write(`\n${renderTable(paths, rounds, evaluated, targets)}\n`);
   process.stdout.write(`\nloopback, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}; ` +
-    `${(settings.bytes / 2 ** 20).toFixed(0)} MiB per throughput run; MB = 10^6 bytes` +
-    `${ssh ? `; ssh cipher ${ssh}` : ''}; drawbridge: ${tls ?? 'TLS'} on both legs; load average at start ${loadAtStart.toFixed(2)}\n`);
+    `${(s.bytes / 2 ** 20).toFixed(0)} MiB per throughput run; MB = 10^6 bytes` +
+    `${sshCipher ? `; ssh cipher ${sshCipher}` : ''}; drawbridge: ${tls ?? 'TLS'} on both legs, stream window ${s.streamWindow ?? 'hub default'}; ` +
+    `load average ${loadAtStart.toFixed(2)} at start, ${(loadavg()[0] ?? 0).toFixed(2)} at end\n`);
+  for (const [name, info] of Object.entries(paths)) if (!info.available) process.stdout.write(`skipped ${PATH_LABELS[name as PathName]}: ${info.skippedReason}\n`);
+  if (errors.length) process.stdout.write(`\n${errors.length} measurement(s) failed:\n${errors.map((e) => `  ${e}`).join('\n')}\n`);
 
   const record = {
+    format: FORMAT_VERSION,
     machine: {
       cpuModel: cpus()[0]?.model ?? 'unknown',
       cores: cpus().length,
       memoryGiB: Number((totalmem() / 2 ** 30).toFixed(1)),
       kernel: release(),
       node: process.version,
-      ssh: availability.ssh ? null : toolVersion('ssh', ['-V']),
-      socat: availability.socat ? null : toolVersion('socat', ['-V'], /^socat version .*$/m),
+      ssh: missing.ssh ? null : toolVersion('ssh', ['-V']),
+      socat: missing.socat ? null : toolVersion('socat', ['-V'], /^socat version .*$/m),
       date: started.toISOString(),
       loadAverageAtStart: Number(loadAtStart.toFixed(2)),
+      loadAverageAtEnd: Number((loadavg()[0] ?? 0).toFixed(2)),
     },
-    settings,
+    settings: s,
     paths,
-    memory: memory ?? null,
+    rounds,
+    summary,
+    ratios: { drawbridgeVsSsh: evaluated.versusSsh, drawbridgeVsBastion: evaluated.versusBastion },
+    scenarios: { frozenReader: frozenReader ?? null, scale: scale ?? null },
     targets,
+    errors,
     durationSeconds: Number(((Date.now() - started.getTime()) / 1000).toFixed(1)),
   };
-  mkdirSync(dirname(outFile), { recursive: true });
-  writeFileSync(outFile, JSON.stringify(record, null, 2) + '\n');
-  log(`results written to ${outFile} (${record.durationSeconds} s)`);
+  mkdirSync(dirname(s.out), { recursive: true });
+  writeFileSync(s.out, JSON.stringify(record, null, 2) + '\n');
+  log(`results written to ${s.out} (${record.durationSeconds} s)`);
 }
 
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  // A second signal exits at once.
+  process.on(signal, () => {
     if (interrupted) process.exit(130);
     interrupted = true;
     log(`\n${signal}: stopping every process the bench started`);
@@ -193,13 +224,23 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 process.once('exit', () => killAllNow());
 
-main().then(
-  async () => {
-    await cleanup();
-  },
-  async (error: unknown) => {
-    process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
-    await cleanup();
-    process.exitCode = 1;
-  },
-);
+let settings: Settings | undefined;
+try {
+  settings = parseSettings(process.argv.slice(2));
+} catch (error) {
+  process.stderr.write(`bench: ${(error as Error).message}\n`);
+  process.exit(2);
+}
+if (settings) {
+  if (settings.profile) setNodeArgs(['--cpu-prof', `--cpu-prof-dir=${settings.profile}`]);
+  main(settings).then(
+    async () => {
+      await cleanup();
+    },
+    async (error: unknown) => {
+      process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+      await cleanup();
+      process.exitCode = 1;
+    },
+  );
+}

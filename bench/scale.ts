@@ -1,0 +1,107 @@
+/**
+ * Scale: how one agent holds many virtual devices, and what idle devices cost the hub.
+ *  1. A fresh hub; RSS after warm-up.
+ *  2. Edge A with `agentDevices` devices and edge B with the rest of `devices`, enrolled
+ *     through the REST API (see enroll-many.ts); RSS again.
+ *  3. Agent A runs alone: once its devices are online, its TCP connections (from /proc)
+ *     and its RSS.
+ *  4. Agent B joins: once all `devices` are online and the hub has settled, hub RSS again.
+ * Hub memory per idle device = (all online - warm) / devices.
+ */
+import { performance } from 'node:perf_hooks';
+import { startAgentProcess, startHubProcess, type HubProcess } from './drawbridge.js';
+import { enrollEdge } from './enroll-many.js';
+import { rssKiB, stopProcess, tcpConnections, waitFor, type Started } from './processes.js';
+
+export interface ScaleResult {
+  devices: number;
+  agentDevices: number;
+  /** agent A, hosting agentDevices devices */
+  agent: { tcpToHub: number; tcpEstablished: number; rssKiB: number; onlineSeconds: number };
+  /** hub RSS in KiB: after warm-up, with every device registered, with every device online */
+  hubRssKiB: { warm: number; registered: number; online: number };
+  /** (online - warm) / devices: the headline figure */
+  hubKiBPerDevice: number;
+  /** (online - registered) / devices: what being online costs, beyond the database rows */
+  hubKiBPerOnlineDevice: number;
+  /** agent B, hosting the other devices (when there are any) */
+  secondAgentRssKiB: number | null;
+  enrollSeconds: number;
+  allOnlineSeconds: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitOnline(hub: HubProcess, count: number, log: (line: string) => void): Promise<void> {
+  let reported = 0;
+  await waitFor(
+    async () => {
+      const online = (await hub.health()).devicesOnline;
+      if (online - reported >= 2000) {
+        reported = online;
+        log(`  ${online}/${count} devices online`);
+      }
+      return online >= count;
+    },
+    60_000 + count * 20,
+    `${count} devices online`,
+    250,
+  );
+}
+
+export async function measureScale(devices: number, agentDevices: number, logDir: string, log: (line: string) => void): Promise<ScaleResult> {
+  const onAgentA = Math.min(agentDevices, devices);
+  const hub = await startHubProcess('hub-scale', logDir);
+  const agents: Started[] = [];
+  try {
+    // Warm-up: exercise the API paths used below, then let the process settle.
+    for (let i = 0; i < 20; i++) await hub.health();
+    await hub.client.request('GET', '/v1/devices');
+    await sleep(2000);
+    const warm = rssKiB(hub.process.pid);
+
+    const enrollStart = performance.now();
+    const target = '127.0.0.1:9'; // never dialled: the devices stay idle
+    const configA = await enrollEdge(hub, { edgeName: 'scale-a', devicePrefix: 'a', count: onAgentA, target, log });
+    const configB = devices > onAgentA ? await enrollEdge(hub, { edgeName: 'scale-b', devicePrefix: 'b', count: devices - onAgentA, target, log }) : undefined;
+    const enrollSeconds = (performance.now() - enrollStart) / 1000;
+    await sleep(2000);
+    const registered = rssKiB(hub.process.pid);
+
+    const onlineStart = performance.now();
+    const agentA = await startAgentProcess('agent-scale-a', configA, logDir);
+    agents.push(agentA);
+    await waitOnline(hub, onAgentA, log);
+    const agentOnlineSeconds = (performance.now() - onlineStart) / 1000;
+    await sleep(3000);
+    const connections = tcpConnections(agentA.pid, hub.port);
+    const agentRss = rssKiB(agentA.pid);
+    log(`  agent A: ${onAgentA} devices online in ${agentOnlineSeconds.toFixed(1)} s, ${connections.toPort} TCP connection(s) to the hub, RSS ${(agentRss / 1024).toFixed(1)} MiB`);
+
+    let secondAgentRssKiB: number | null = null;
+    if (configB) {
+      agents.push(await startAgentProcess('agent-scale-b', configB, logDir));
+      await waitOnline(hub, devices, log);
+    }
+    const allOnlineSeconds = (performance.now() - onlineStart) / 1000;
+    await sleep(5000);
+    const online = rssKiB(hub.process.pid);
+    if (agents[1]) secondAgentRssKiB = rssKiB(agents[1].pid);
+    const stillOnline = (await hub.health()).devicesOnline;
+    if (stillOnline !== devices) throw new Error(`only ${stillOnline}/${devices} devices stayed online`);
+    return {
+      devices,
+      agentDevices: onAgentA,
+      agent: { tcpToHub: connections.toPort, tcpEstablished: connections.established, rssKiB: agentRss, onlineSeconds: agentOnlineSeconds },
+      hubRssKiB: { warm, registered, online },
+      hubKiBPerDevice: (online - warm) / devices,
+      hubKiBPerOnlineDevice: (online - registered) / devices,
+      secondAgentRssKiB,
+      enrollSeconds,
+      allOnlineSeconds,
+    };
+  } finally {
+    for (const agent of agents) await stopProcess(agent);
+    await hub.stop();
+  }
+}
