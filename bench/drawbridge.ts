@@ -31,6 +31,7 @@ export interface Health {
 
 export interface HubProcess {
   process: Started;
+  dataDir: string;
   url: string;
   port: number;
   caPin: string;
@@ -48,11 +49,15 @@ export interface HubSettings {
   streamWindow?: string | undefined;
 }
 
-export async function startHubProcess(name: string, logDir: string, settings: HubSettings = {}): Promise<HubProcess> {
-  const dataDir = tempDir('db-bench-hub-');
+/**
+ * `drawbridge hub` on a new data dir, or on `restart.dataDir` and `restart.port` (a hub
+ * started again over the same database, CA and address, so its agents' configs still hold).
+ */
+export async function startHubProcess(name: string, logDir: string, settings: HubSettings = {}, restart?: { dataDir: string; port: number }): Promise<HubProcess> {
+  const dataDir = restart?.dataDir ?? tempDir('db-bench-hub-');
   // The hub reads DATA_DIR/hub.yaml when present.
   if (settings.streamWindow) writeFileSync(join(dataDir, 'hub.yaml'), stringifyYaml({ limits: { streamWindow: settings.streamWindow } }));
-  const started = await startProcess(name, process.execPath, cli('hub', '--data-dir', dataDir, '--listen', '127.0.0.1:0'), {
+  const started = await startProcess(name, process.execPath, cli('hub', '--data-dir', dataDir, '--listen', `127.0.0.1:${restart?.port ?? 0}`), {
     logDir,
     ready: /CA pin: (sha256:[0-9a-f]{64})/,
     timeoutMs: 30_000,
@@ -65,6 +70,7 @@ export async function startHubProcess(name: string, logDir: string, settings: Hu
   const client = await HubClient.connect({ hubUrl: url, token: adminToken, caPin }, { cacheDir: configDir });
   return {
     process: started,
+    dataDir,
     url,
     port: Number(new URL(url).port),
     caPin,

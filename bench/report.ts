@@ -264,7 +264,9 @@ export function renderTable(paths: Partial<Record<PathName, PathInfo>>, rounds: 
   if (scale) {
     lines.push('');
     lines.push(`scale: one agent hosting ${scale.agentDevices} devices: ${scale.agent.tcpToHub} TCP connection(s) to the hub (${scale.agent.tcpEstablished} established in all), ` +
-      `RSS ${fmt(scale.agent.rssKiB / 1024, 1)} MiB, online in ${fmt(scale.agent.onlineSeconds, 1)} s`);
+      `RSS ${fmt(scale.agent.rssKiB / 1024, 1)} MiB, online in ${fmt(scale.agent.onlineSeconds, 1)} s` +
+      (scale.secondAgentRssKiB !== null ? `; the agent with the other ${scale.devices - scale.agentDevices}: RSS ${fmt(scale.secondAgentRssKiB / 1024, 1)} MiB` : '') +
+      (scale.agentKiBPerExtraDevice !== null ? ` (${fmt(scale.agentKiBPerExtraDevice, 1)} KiB per extra device)` : ''));
     lines.push(`  hub with ${scale.devices} idle devices: RSS ${fmt(scale.hubRssKiB.warm / 1024, 1)} MiB (warm) -> ${fmt(scale.hubRssKiB.registered / 1024, 1)} MiB (registered) -> ` +
       `${fmt(scale.hubRssKiB.online / 1024, 1)} MiB (all online): ${fmt(scale.hubKiBPerDevice, 1)} KiB per device (${fmt(scale.hubKiBPerOnlineDevice, 1)} KiB of it for being online); ` +
       `enrolled in ${fmt(scale.enrollSeconds, 0)} s`);

@@ -2,11 +2,14 @@
  * Scale: how one agent holds many virtual devices, and what idle devices cost the hub.
  *  1. A fresh hub; RSS after warm-up.
  *  2. Edge A with `agentDevices` devices and edge B with the rest of `devices`, enrolled
- *     through the REST API (see enroll-many.ts); RSS again.
- *  3. Agent A runs alone: once its devices are online, its TCP connections (from /proc)
+ *     through the REST API (see enroll-many.ts).
+ *  3. The hub restarts over the same data dir and port, so the garbage of 2 x `devices`
+ *     API requests does not blur what follows; RSS after the same warm-up ("registered").
+ *  4. Agent A runs alone: once its devices are online, its TCP connections (from /proc)
  *     and its RSS.
- *  4. Agent B joins: once all `devices` are online and the hub has settled, hub RSS again.
- * Hub memory per idle device = (all online - warm) / devices.
+ *  5. Agent B joins: once all `devices` are online and the hub has settled, hub RSS again.
+ * Hub memory per idle device = (all online - warm) / devices. RSS includes garbage not yet
+ * collected, so the figures are upper bounds.
  */
 import { performance } from 'node:perf_hooks';
 import { startAgentProcess, startHubProcess, type HubProcess } from './drawbridge.js';
@@ -26,6 +29,8 @@ export interface ScaleResult {
   hubKiBPerOnlineDevice: number;
   /** agent B, hosting the other devices (when there are any) */
   secondAgentRssKiB: number | null;
+  /** (agent B RSS - agent A RSS) / (B's devices - A's devices): what one more device costs an agent */
+  agentKiBPerExtraDevice: number | null;
   enrollSeconds: number;
   allOnlineSeconds: number;
 }
@@ -49,24 +54,32 @@ async function waitOnline(hub: HubProcess, count: number, log: (line: string) =>
   );
 }
 
+/**
+ * The hub's RSS once it has served a few requests (code paths loaded, TLS up) and settled.
+ * Nothing that lists devices: with thousands registered, that garbage would count as theirs.
+ */
+async function warmRss(hub: HubProcess): Promise<number> {
+  for (let i = 0; i < 20; i++) await hub.health();
+  await hub.client.request('GET', '/v1/whoami');
+  await sleep(2000);
+  return rssKiB(hub.process.pid);
+}
+
 export async function measureScale(devices: number, agentDevices: number, logDir: string, log: (line: string) => void): Promise<ScaleResult> {
   const onAgentA = Math.min(agentDevices, devices);
-  const hub = await startHubProcess('hub-scale', logDir);
+  let hub = await startHubProcess('hub-scale', logDir);
   const agents: Started[] = [];
   try {
-    // Warm-up: exercise the API paths used below, then let the process settle.
-    for (let i = 0; i < 20; i++) await hub.health();
-    await hub.client.request('GET', '/v1/devices');
-    await sleep(2000);
-    const warm = rssKiB(hub.process.pid);
+    const warm = await warmRss(hub);
 
     const enrollStart = performance.now();
     const target = '127.0.0.1:9'; // never dialled: the devices stay idle
     const configA = await enrollEdge(hub, { edgeName: 'scale-a', devicePrefix: 'a', count: onAgentA, target, log });
     const configB = devices > onAgentA ? await enrollEdge(hub, { edgeName: 'scale-b', devicePrefix: 'b', count: devices - onAgentA, target, log }) : undefined;
     const enrollSeconds = (performance.now() - enrollStart) / 1000;
-    await sleep(2000);
-    const registered = rssKiB(hub.process.pid);
+    await hub.stop();
+    hub = await startHubProcess('hub-scale-registered', logDir, {}, { dataDir: hub.dataDir, port: hub.port });
+    const registered = await warmRss(hub);
 
     const onlineStart = performance.now();
     const agentA = await startAgentProcess('agent-scale-a', configA, logDir);
@@ -97,6 +110,7 @@ export async function measureScale(devices: number, agentDevices: number, logDir
       hubKiBPerDevice: (online - warm) / devices,
       hubKiBPerOnlineDevice: (online - registered) / devices,
       secondAgentRssKiB,
+      agentKiBPerExtraDevice: secondAgentRssKiB !== null && devices - onAgentA !== onAgentA ? (secondAgentRssKiB - agentRss) / (devices - 2 * onAgentA) : null,
       enrollSeconds,
       allOnlineSeconds,
     };
