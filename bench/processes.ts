@@ -21,8 +21,26 @@ export interface Started {
 const children = new Set<Started>();
 const dirs: string[] = [];
 const cleanupHooks: (() => void)[] = [];
+/** Set once cleanup has begun (end of run, failure, Ctrl-C): nothing new may start. */
+let stopping = false;
+
+export class BenchStopping extends Error {
+  constructor() {
+    super('the bench is stopping');
+  }
+}
+
+/** Throws BenchStopping once cleanup has begun, so a run that was interrupted winds down. */
+export function assertRunning(): void {
+  if (stopping) throw new BenchStopping();
+}
+
+export function isStopping(): boolean {
+  return stopping;
+}
 
 export function tempDir(prefix: string): string {
+  assertRunning();
   const dir = mkdtempSync(join(tmpdir(), prefix));
   dirs.push(dir);
   return dir;
@@ -51,6 +69,7 @@ export async function startProcess(
   args: string[],
   options: { env?: Record<string, string>; ready?: RegExp; timeoutMs?: number; logDir: string },
 ): Promise<Started & { match: RegExpMatchArray | null }> {
+  assertRunning();
   const logFile = join(options.logDir, `${name}.log`);
   const logFd = openSync(logFile, 'a');
   const child = spawn(command, args, {
@@ -129,6 +148,7 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 }
 
 export async function cleanup(): Promise<void> {
+  stopping = true;
   await Promise.all([...children].map((c) => stopProcess(c)));
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   for (const hook of cleanupHooks.splice(0)) {
@@ -142,6 +162,7 @@ export async function cleanup(): Promise<void> {
 
 /** Synchronous last resort (process 'exit'): SIGKILL every group still alive. */
 export function killAllNow(): void {
+  stopping = true;
   for (const c of children) killGroup(c.pid, 'SIGKILL');
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }

@@ -11,7 +11,7 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { setNodeArgs, startDrawbridgeTunnel, type DrawbridgeTunnel } from './drawbridge.js';
 import { measureIsolation, measureLatency, measureSetup, measureStreamRate, measureThroughput } from './measure.js';
-import { cleanup, killAllNow, startProcess, stopProcess, tempDir } from './processes.js';
+import { assertRunning, cleanup, isStopping, killAllNow, startProcess, stopProcess, tempDir } from './processes.js';
 import { evaluateTargets, PATH_LABELS, PATHS, ratios, renderTable, summarize, type PathInfo, type PathName, type PathRound, type Round } from './report.js';
 import { measureScale, type ScaleResult } from './scale.js';
 import { measureFrozenReader, type FrozenReaderResult } from './scenarios.js';
@@ -131,10 +131,12 @@ async function main(s: Settings): Promise<void> {
       for (const name of order) {
         const forward = forwards.get(name) as Forward;
         const into = round.paths[name] as PathRound;
+        assertRunning();
         try {
           await runMetric(s, metric, forward, into, PATH_LABELS[name]);
           await forward.settle();
         } catch (error) {
+          assertRunning(); // a measurement cut short by Ctrl-C is not a failure to report
           // One failed measurement is recorded and the run goes on: the other figures still count.
           const message = `round ${r + 1}, ${PATH_LABELS[name]}, ${metric}: ${(error as Error).message.split('\n')[0]}`;
           log(`  error: ${message}`);
@@ -152,6 +154,7 @@ async function main(s: Settings): Promise<void> {
     try {
       frozenReader = await measureFrozenReader(tunnel, { streams: s.frozenStreams, bytesPerStream: s.frozenBytesPerStream, repeats: s.frozenRepeats }, log);
     } catch (error) {
+      assertRunning();
       errors.push(`frozen reader: ${(error as Error).message.split('\n')[0]}`);
       log(`  error: ${(error as Error).message}`);
     }
@@ -165,6 +168,7 @@ async function main(s: Settings): Promise<void> {
     try {
       scale = await measureScale(s.devices, s.agentDevices, logDir, log);
     } catch (error) {
+      assertRunning();
       errors.push(`scale: ${(error as Error).message.split('\n')[0]}`);
       log(`  error: ${(error as Error).message}`);
     }
@@ -238,6 +242,7 @@ if (settings) {
       await cleanup();
     },
     async (error: unknown) => {
+      if (isStopping()) return; // interrupted: the signal handler exits
       process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
       await cleanup();
       process.exitCode = 1;
