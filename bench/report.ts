@@ -234,13 +234,16 @@ export function renderTable(paths: Partial<Record<PathName, PathInfo>>, rounds: 
     const values = cols.map((c) => pad(paths[c]?.available ? fmt(e.summary[c]?.metrics[m.key]?.median, m.digits) : 'skipped', width));
     lines.push(pad(m.label, first, true) + values.join('') + pad(ratioText(e.versusSsh[m.key]), ratioWidth) + pad(ratioText(e.versusBastion[m.key]), ratioWidth));
   }
+  const byProcess = (title: string, pick: (p: PathSummary) => Record<string, number>): void => {
+    lines.push(title);
+    for (const c of cols) {
+      const values = Object.entries(e.summary[c] ? pick(e.summary[c]) : {});
+      if (values.length) lines.push(`  ${pad(PATH_LABELS[c], 12, true)}${values.map(([name, v]) => `${name} ${fmt(v, 2)}`).join(', ')}`);
+    }
+  };
   lines.push('');
-  lines.push('CPU seconds per GiB, by process (median):');
-  for (const c of cols) {
-    const byProcess = e.summary[c]?.cpuSecondsPerGiBByProcess ?? {};
-    if (Object.keys(byProcess).length === 0) continue;
-    lines.push(`  ${pad(PATH_LABELS[c], 12, true)}${Object.entries(byProcess).map(([name, v]) => `${name} ${fmt(v, 2)}`).join(', ')}`);
-  }
+  byProcess('CPU seconds per GiB, by process (median):', (p) => p.cpuSecondsPerGiBByProcess);
+  byProcess('CPU milliseconds per new stream, by process (median):', (p) => p.cpuMsPerStreamByProcess);
   const second = e.summary.drawbridge?.isolationSecondLink;
   if (second) {
     lines.push('');
