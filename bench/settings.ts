@@ -11,7 +11,7 @@ export const SCENARIOS = ['isolation', 'frozen', 'scale'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export const USAGE = `usage: npm run bench -- [options]   (or node dist/bench/run.js [options] after a build)
-  --quick                  a lighter run (about 2 minutes): the defaults in brackets below
+  --quick                  a lighter run (about 1 minute): the defaults in brackets below
   --rounds N               rounds; every path runs every metric once per round (3) [1]
   --bytes SIZE             bytes pushed one way per throughput run (1GiB) [256MiB]
   --round-trips N          1-byte ping-pongs for RTT (2000) [500]
