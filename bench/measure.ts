@@ -7,7 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import { cpuSecondsBetween, treeCpuSeconds } from './processes.js';
+import type { RelayProcess } from './sshd.js';
 
 const HOST = '127.0.0.1';
 const OP_TIMEOUT_MS = 15_000;
@@ -96,28 +98,65 @@ function closeGracefully(socket: Socket): Promise<void> {
   });
 }
 
+/**
+ * CPU seconds (user + system) that each relay process (with its children) uses from now
+ * until `read()`, from /proc: unlike wall time, this hardly depends on other load.
+ */
+export function cpuMeter(relays: RelayProcess[]): { read(): Record<string, number> } {
+  const before = relays.map((r) => treeCpuSeconds([r.pid]));
+  return {
+    read: () => {
+      const used: Record<string, number> = {};
+      relays.forEach((relay, i) => {
+        used[relay.name] = cpuSecondsBetween(before[i] as Map<number, number>, treeCpuSeconds([relay.pid]));
+      });
+      return used;
+    },
+  };
+}
+
+const sum = (values: Record<string, number>): number => Object.values(values).reduce((a, b) => a + b, 0);
+
 export interface ThroughputResult {
   bytes: number;
   seconds: number;
   megabytesPerSecond: number;
-  /** CPU seconds (user + system) the relay's processes used per GiB moved; 0 for direct TCP */
-  relayCpuSecondsPerGiB: number;
-  /** the same, per relay process (with its children) */
-  relayCpuByProcess: Record<string, number>;
+  /** CPU seconds per GiB moved, for each relay process (with its children); empty for direct TCP */
+  cpuSecondsPerGiB: Record<string, number>;
+  /** the sum over the relay processes */
+  cpuSecondsPerGiBTotal: number;
+}
+
+function waitDrain(socket: Socket): Promise<void> {
+  return deadline(
+    new Promise<void>((resolve, reject) => {
+      const onError = (e: Error): void => reject(e);
+      socket.once('drain', () => {
+        socket.off('error', onError);
+        resolve();
+      });
+      socket.once('error', onError);
+    }),
+    'write drain',
+  );
+}
+
+function request(mode: 'S' | 'G', bytes: number): Buffer {
+  const header = Buffer.alloc(9);
+  header[0] = mode.charCodeAt(0);
+  header.writeBigUInt64BE(BigInt(bytes), 1);
+  return header;
 }
 
 /** Pushes `bytes` one way into the sink and waits for its one-byte acknowledgement. */
-export async function measureThroughput(port: number, bytes: number, relays: { name: string; pid: number }[] = []): Promise<ThroughputResult> {
+export async function measureThroughput(port: number, bytes: number, relays: RelayProcess[] = []): Promise<ThroughputResult> {
   const payload = randomBytes(WRITE_CHUNK_BYTES);
   const socket = await deadline(open(port), 'connect');
   const reader = new Reader(socket);
   try {
-    const cpuBefore = relays.map((r) => treeCpuSeconds([r.pid]));
+    const cpu = cpuMeter(relays);
     const started = performance.now();
-    const header = Buffer.alloc(9);
-    header[0] = 0x53;
-    header.writeBigUInt64BE(BigInt(bytes), 1);
-    socket.write(header);
+    socket.write(request('S', bytes));
     const acknowledged = reader.bytes(1);
     acknowledged.catch(() => undefined);
     let sent = 0;
@@ -125,34 +164,43 @@ export async function measureThroughput(port: number, bytes: number, relays: { n
       const n = Math.min(WRITE_CHUNK_BYTES, bytes - sent);
       const more = socket.write(n === WRITE_CHUNK_BYTES ? payload : payload.subarray(0, n));
       sent += n;
-      if (!more) {
-        await deadline(
-          new Promise<void>((resolve, reject) => {
-            const onError = (e: Error): void => reject(e);
-            socket.once('drain', () => {
-              socket.off('error', onError);
-              resolve();
-            });
-            socket.once('error', onError);
-          }),
-          'write drain',
-        );
-      }
+      if (!more) await waitDrain(socket);
     }
     await deadline(acknowledged, 'sink acknowledgement');
     const seconds = (performance.now() - started) / 1000;
     const gib = bytes / 2 ** 30;
-    const relayCpuByProcess: Record<string, number> = {};
-    let total = 0;
-    relays.forEach((relay, i) => {
-      const used = cpuSecondsBetween(cpuBefore[i] as Map<number, number>, treeCpuSeconds([relay.pid]));
-      relayCpuByProcess[relay.name] = used / gib;
-      total += used;
-    });
-    return { bytes, seconds, megabytesPerSecond: bytes / seconds / 1e6, relayCpuSecondsPerGiB: total / gib, relayCpuByProcess };
+    const cpuSecondsPerGiB = Object.fromEntries(Object.entries(cpu.read()).map(([name, used]) => [name, used / gib]));
+    return { bytes, seconds, megabytesPerSecond: bytes / seconds / 1e6, cpuSecondsPerGiB, cpuSecondsPerGiBTotal: sum(cpuSecondsPerGiB) };
   } finally {
     await closeGracefully(socket);
   }
+}
+
+/** Pulls `bytes` from the target's source mode; MB/s from the request to the last byte. */
+export async function measureDownload(port: number, bytes: number): Promise<number> {
+  const socket = await deadline(open(port), 'connect');
+  const reader = new Reader(socket);
+  try {
+    const started = performance.now();
+    socket.write(request('G', bytes));
+    // A download may take long on a slow path: the deadline grows with its size.
+    await deadline(reader.bytes(bytes), 'download', OP_TIMEOUT_MS + bytes / 1e5);
+    return bytes / ((performance.now() - started) / 1000) / 1e6;
+  } finally {
+    await closeGracefully(socket);
+  }
+}
+
+/**
+ * A stream whose reader stops reading: it asks the target for endless data, then never
+ * reads another byte. Returns a function that resets it.
+ */
+export async function openFrozenReader(port: number): Promise<() => void> {
+  const socket = await deadline(open(port), 'connect');
+  socket.on('error', () => undefined);
+  socket.pause();
+  socket.write(request('G', 2 ** 50));
+  return () => socket.resetAndDestroy();
 }
 
 /** 1-byte ping-pong on one connection; samples in microseconds. */
@@ -205,12 +253,16 @@ export interface RateResult {
   streamsPerSecond: number;
   /** setup time (ms) of the streams measured under this load */
   setupUnderLoad: Percentiles;
+  /** CPU milliseconds per completed stream, for each relay process */
+  cpuMsPerStream: Record<string, number>;
+  cpuMsPerStreamTotal: number;
   firstError?: string;
 }
 
 /** `concurrency` workers open, use and close streams back to back for `seconds`. */
-export async function measureStreamRate(port: number, concurrency: number, seconds: number): Promise<RateResult> {
+export async function measureStreamRate(port: number, concurrency: number, seconds: number, relays: RelayProcess[] = []): Promise<RateResult> {
   const samples: number[] = [];
+  const cpu = cpuMeter(relays);
   let failed = 0;
   let firstError: string | undefined;
   const started = performance.now();
@@ -230,6 +282,7 @@ export async function measureStreamRate(port: number, concurrency: number, secon
   };
   await Promise.all(Array.from({ length: concurrency }, () => worker()));
   const elapsed = (performance.now() - started) / 1000;
+  const cpuMsPerStream = Object.fromEntries(Object.entries(cpu.read()).map(([name, used]) => [name, (used * 1000) / Math.max(1, samples.length)]));
   return {
     concurrency,
     seconds: elapsed,
@@ -237,6 +290,56 @@ export async function measureStreamRate(port: number, concurrency: number, secon
     failed,
     streamsPerSecond: samples.length / elapsed,
     setupUnderLoad: percentiles(samples),
+    cpuMsPerStream,
+    cpuMsPerStreamTotal: sum(cpuMsPerStream),
     ...(firstError ? { firstError } : {}),
   };
+}
+
+export interface IsolationResult {
+  /** ping-pong round trips (microseconds) on one stream while another stream moves bulk data */
+  latencyMicros: Percentiles;
+  /** the bulk stream's speed meanwhile */
+  bulkMegabytesPerSecond: number;
+}
+
+/**
+ * Head-of-line delay: a bulk download runs through `bulkPort` (on a worker thread) while
+ * 1-byte ping-pongs are timed through `pingPort`.
+ */
+export async function measureIsolation(bulkPort: number, pingPort: number, roundTrips: number, warmup: number): Promise<IsolationResult> {
+  const worker = new Worker(new URL('./bulk-worker.js', import.meta.url), { workerData: { port: bulkPort } });
+  const messages: { type: string; message?: string; bytes?: number; seconds?: number }[] = [];
+  let notify: (() => void) | undefined;
+  worker.on('message', (m: (typeof messages)[number]) => {
+    messages.push(m);
+    notify?.();
+  });
+  worker.on('error', (error) => {
+    messages.push({ type: 'error', message: error.message });
+    notify?.();
+  });
+  const next = (type: string, what: string): Promise<(typeof messages)[number]> =>
+    deadline(
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          const failure = messages.find((m) => m.type === 'error');
+          if (failure) return reject(new Error(`bulk stream: ${failure.message}`));
+          const found = messages.find((m) => m.type === type);
+          if (found) resolve(found);
+        };
+        notify = check;
+        check();
+      }),
+      what,
+    );
+  try {
+    await next('flowing', 'bulk stream flowing');
+    const latencyMicros = await measureLatency(pingPort, roundTrips, warmup);
+    worker.postMessage('stop');
+    const done = await next('done', 'bulk stream stopped');
+    return { latencyMicros, bulkMegabytesPerSecond: (done.bytes ?? 0) / (done.seconds || 1) / 1e6 };
+  } finally {
+    await worker.terminate();
+  }
 }

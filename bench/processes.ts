@@ -4,7 +4,7 @@
  * and every temp dir is recorded, so cleanup() leaves nothing behind, even on failure.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +21,26 @@ export interface Started {
 const children = new Set<Started>();
 const dirs: string[] = [];
 const cleanupHooks: (() => void)[] = [];
+/** Set once cleanup has begun (end of run, failure, Ctrl-C): nothing new may start. */
+let stopping = false;
+
+export class BenchStopping extends Error {
+  constructor() {
+    super('the bench is stopping');
+  }
+}
+
+/** Throws BenchStopping once cleanup has begun, so a run that was interrupted winds down. */
+export function assertRunning(): void {
+  if (stopping) throw new BenchStopping();
+}
+
+export function isStopping(): boolean {
+  return stopping;
+}
 
 export function tempDir(prefix: string): string {
+  assertRunning();
   const dir = mkdtempSync(join(tmpdir(), prefix));
   dirs.push(dir);
   return dir;
@@ -51,6 +69,7 @@ export async function startProcess(
   args: string[],
   options: { env?: Record<string, string>; ready?: RegExp; timeoutMs?: number; logDir: string },
 ): Promise<Started & { match: RegExpMatchArray | null }> {
+  assertRunning();
   const logFile = join(options.logDir, `${name}.log`);
   const logFd = openSync(logFile, 'a');
   const child = spawn(command, args, {
@@ -129,6 +148,7 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 }
 
 export async function cleanup(): Promise<void> {
+  stopping = true;
   await Promise.all([...children].map((c) => stopProcess(c)));
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   for (const hook of cleanupHooks.splice(0)) {
@@ -142,6 +162,7 @@ export async function cleanup(): Promise<void> {
 
 /** Synchronous last resort (process 'exit'): SIGKILL every group still alive. */
 export function killAllNow(): void {
+  stopping = true;
   for (const c of children) killGroup(c.pid, 'SIGKILL');
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }
@@ -227,4 +248,41 @@ export function cpuSecondsBetween(before: Map<number, number>, after: Map<number
   let total = 0;
   for (const [pid, seconds] of after) total += seconds - (before.get(pid) ?? 0);
   return total;
+}
+
+/** TCP states in /proc/net/tcp (hex): 01 is ESTABLISHED. */
+const TCP_ESTABLISHED = '01';
+
+/**
+ * The TCP connections a process holds, from its socket descriptors (/proc/PID/fd) matched
+ * against /proc/net/tcp and tcp6: every established one, and those to `remotePort`.
+ */
+export function tcpConnections(pid: number, remotePort: number): { established: number; toPort: number } {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1] as string);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  let established = 0;
+  let toPort = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue; // no IPv6
+    }
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 10 || fields[3] !== TCP_ESTABLISHED || !inodes.has(fields[9] as string)) continue;
+      established++;
+      if (parseInt((fields[2] as string).split(':')[1] ?? '', 16) === remotePort) toPort++;
+    }
+  }
+  return { established, toPort };
 }

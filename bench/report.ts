@@ -1,49 +1,167 @@
 /**
- * The benchmark's output: medians over interleaved rounds side by side, ratios of Drawbridge
- * to `ssh -L` and to the reverse-SSH bastion chain, CPU per process, the Drawbridge-only
- * scenarios, and the targets of the data-path issue with met / not met.
+ * The benchmark's output: per-path medians over the rounds, ratios of Drawbridge to
+ * `ssh -L` and to the bastion chain (of the medians, and their range over the rounds,
+ * each round's ratio taken between measurements made minutes apart at most), the targets
+ * of issue 6 with met / not met, and the text table.
  */
-import type { Percentiles, RateResult, ThroughputResult } from './measure.js';
-import type { IsolationResult, MemoryResult, ScaleResult } from './drawbridge.js';
+import type { IsolationResult, Percentiles, RateResult, ThroughputResult } from './measure.js';
+import type { FrozenReaderResult } from './scenarios.js';
+import type { ScaleResult } from './scale.js';
 
 export const PATHS = ['direct', 'socat', 'ssh', 'bastion', 'drawbridge'] as const;
 export type PathName = (typeof PATHS)[number];
 
 export const PATH_LABELS: Record<PathName, string> = {
   direct: 'direct TCP',
-  socat: 'socat relay',
+  socat: 'socat',
   ssh: 'ssh -L',
-  bastion: 'ssh bastion',
+  bastion: 'bastion',
   drawbridge: 'drawbridge',
 };
 
-/** One round's measurements of one path. */
-export interface RoundResult {
-  throughput: ThroughputResult;
-  latencyMicros: Percentiles;
-  setupMs: Percentiles;
-  rate: RateResult;
+/** What one path measured in one round. */
+export interface PathRound {
+  throughput?: ThroughputResult;
+  latencyMicros?: Percentiles;
+  setupMs?: Percentiles;
+  rate?: RateResult;
+  /** bulk and ping-pong on two streams through the same path (for Drawbridge: same connect, same device) */
+  isolation?: IsolationResult;
+  /** Drawbridge only: bulk through one connect and device, ping-pong through a second connect to a second device of the same agent */
+  isolationSecondLink?: IsolationResult;
+  errors?: string[];
 }
 
-/** Medians over the rounds. */
-export interface PathSummary {
-  megabytesPerSecond: number;
-  cpuSecondsPerGiB: number;
-  cpuByProcess: Record<string, number>;
-  latencyP50Micros: number;
-  latencyP99Micros: number;
-  setupP50Ms: number;
-  setupP99Ms: number;
-  streamsPerSecond: number;
-  setupUnderLoadP50Ms: number;
+export interface Round {
+  round: number;
+  /** the order the paths ran in, for every metric of this round */
+  order: PathName[];
+  paths: Partial<Record<PathName, PathRound>>;
 }
 
-export interface PathResult {
+export interface PathInfo {
   available: boolean;
   skippedReason?: string;
+  /** relay processes whose CPU is measured */
+  processes?: string[];
   details?: Record<string, string>;
-  rounds?: RoundResult[];
-  summary?: PathSummary;
+}
+
+interface MetricDef {
+  key: string;
+  label: string;
+  digits: number;
+  get(r: PathRound): number | undefined;
+}
+
+export const METRICS: MetricDef[] = [
+  { key: 'throughputMBps', label: 'throughput (MB/s)', digits: 0, get: (r) => r.throughput?.megabytesPerSecond },
+  { key: 'cpuSecondsPerGiB', label: 'CPU s per GiB, relays', digits: 2, get: (r) => r.throughput?.cpuSecondsPerGiBTotal },
+  { key: 'rttP50Micros', label: 'RTT p50 (us)', digits: 0, get: (r) => r.latencyMicros?.p50 },
+  { key: 'rttP99Micros', label: 'RTT p99 (us)', digits: 0, get: (r) => r.latencyMicros?.p99 },
+  { key: 'setupP50Ms', label: 'setup p50 (ms)', digits: 2, get: (r) => r.setupMs?.p50 },
+  { key: 'setupP99Ms', label: 'setup p99 (ms)', digits: 2, get: (r) => r.setupMs?.p99 },
+  { key: 'streamsPerSecond', label: 'new streams/s (16 in flight)', digits: 0, get: (r) => r.rate?.streamsPerSecond },
+  { key: 'setupUnderLoadP50Ms', label: '  setup p50 at that load (ms)', digits: 2, get: (r) => r.rate?.setupUnderLoad.p50 },
+  { key: 'cpuMsPerStream', label: '  CPU ms per stream, relays', digits: 2, get: (r) => r.rate?.cpuMsPerStreamTotal },
+  { key: 'isolationRttP50Micros', label: 'RTT p50 beside bulk (us)', digits: 0, get: (r) => r.isolation?.latencyMicros.p50 },
+  { key: 'isolationRttP99Micros', label: 'RTT p99 beside bulk (us)', digits: 0, get: (r) => r.isolation?.latencyMicros.p99 },
+  { key: 'isolationBulkMBps', label: '  the bulk stream (MB/s)', digits: 0, get: (r) => r.isolation?.bulkMegabytesPerSecond },
+];
+
+export function median(values: number[]): number | undefined {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return undefined;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  /** one value per round that measured it */
+  rounds: number[];
+}
+
+function stat(values: (number | undefined)[]): Stat | undefined {
+  const present = values.filter((v): v is number => v !== undefined && Number.isFinite(v));
+  const m = median(present);
+  return m === undefined ? undefined : { median: m, min: Math.min(...present), max: Math.max(...present), rounds: present };
+}
+
+export interface PathSummary {
+  metrics: Record<string, Stat>;
+  /** median CPU seconds per GiB of each relay process during the throughput runs */
+  cpuSecondsPerGiBByProcess: Record<string, number>;
+  /** median CPU ms per stream of each relay process during the stream-rate runs */
+  cpuMsPerStreamByProcess: Record<string, number>;
+  /** Drawbridge only */
+  isolationSecondLink?: { rttP50Micros: Stat | undefined; rttP99Micros: Stat | undefined; bulkMBps: Stat | undefined };
+}
+
+function medianByName(records: (Record<string, number> | undefined)[]): Record<string, number> {
+  const names = new Set(records.flatMap((r) => Object.keys(r ?? {})));
+  return Object.fromEntries([...names].map((n) => [n, median(records.map((r) => r?.[n]).filter((v): v is number => v !== undefined)) ?? NaN]));
+}
+
+export function summarize(rounds: Round[]): Partial<Record<PathName, PathSummary>> {
+  const summary: Partial<Record<PathName, PathSummary>> = {};
+  for (const path of PATHS) {
+    const results = rounds.map((r) => r.paths[path]).filter((r): r is PathRound => r !== undefined);
+    if (results.length === 0) continue;
+    const metrics: Record<string, Stat> = {};
+    for (const m of METRICS) {
+      const s = stat(results.map(m.get));
+      if (s) metrics[m.key] = s;
+    }
+    const second = results.map((r) => r.isolationSecondLink).filter((r): r is IsolationResult => r !== undefined);
+    summary[path] = {
+      metrics,
+      cpuSecondsPerGiBByProcess: medianByName(results.map((r) => r.throughput?.cpuSecondsPerGiB)),
+      cpuMsPerStreamByProcess: medianByName(results.map((r) => r.rate?.cpuMsPerStream)),
+      ...(second.length
+        ? {
+            isolationSecondLink: {
+              rttP50Micros: stat(second.map((r) => r.latencyMicros.p50)),
+              rttP99Micros: stat(second.map((r) => r.latencyMicros.p99)),
+              bulkMBps: stat(second.map((r) => r.bulkMegabytesPerSecond)),
+            },
+          }
+        : {}),
+    };
+  }
+  return summary;
+}
+
+export interface Ratio {
+  /** Drawbridge's median / the other path's median */
+  ofMedians: number;
+  /** the smallest and largest per-round ratio (both measured in the same round) */
+  roundMin: number;
+  roundMax: number;
+}
+
+/** Drawbridge / `other` for every metric both measured. */
+export function ratios(rounds: Round[], summary: Partial<Record<PathName, PathSummary>>, other: PathName): Record<string, Ratio> {
+  const out: Record<string, Ratio> = {};
+  const db = summary.drawbridge;
+  const them = summary[other];
+  if (!db || !them) return out;
+  for (const m of METRICS) {
+    const a = db.metrics[m.key]?.median;
+    const b = them.metrics[m.key]?.median;
+    if (a === undefined || b === undefined || b <= 0) continue;
+    const perRound = rounds
+      .map((r) => {
+        const x = r.paths.drawbridge ? m.get(r.paths.drawbridge) : undefined;
+        const y = r.paths[other] ? m.get(r.paths[other] as PathRound) : undefined;
+        return x !== undefined && y !== undefined && y > 0 ? x / y : undefined;
+      })
+      .filter((v): v is number => v !== undefined);
+    out[m.key] = { ofMedians: a / b, roundMin: Math.min(...perRound), roundMax: Math.max(...perRound) };
+  }
+  return out;
 }
 
 export interface TargetCheck {
@@ -53,128 +171,114 @@ export interface TargetCheck {
   met: boolean | null;
 }
 
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+export interface Evaluated {
+  summary: Partial<Record<PathName, PathSummary>>;
+  versusSsh: Record<string, Ratio>;
+  versusBastion: Record<string, Ratio>;
+  frozenReader: FrozenReaderResult | undefined;
+  scale: ScaleResult | undefined;
 }
 
-export function summarize(rounds: RoundResult[]): PathSummary {
-  const m = (f: (r: RoundResult) => number): number => median(rounds.map(f));
-  const names = Object.keys(rounds[0]?.throughput.relayCpuByProcess ?? {});
-  return {
-    megabytesPerSecond: m((r) => r.throughput.megabytesPerSecond),
-    cpuSecondsPerGiB: m((r) => r.throughput.relayCpuSecondsPerGiB),
-    cpuByProcess: Object.fromEntries(names.map((n) => [n, m((r) => r.throughput.relayCpuByProcess[n] ?? NaN)])),
-    latencyP50Micros: m((r) => r.latencyMicros.p50),
-    latencyP99Micros: m((r) => r.latencyMicros.p99),
-    setupP50Ms: m((r) => r.setupMs.p50),
-    setupP99Ms: m((r) => r.setupMs.p99),
-    streamsPerSecond: m((r) => r.rate.streamsPerSecond),
-    setupUnderLoadP50Ms: m((r) => r.rate.setupUnderLoad.p50),
-  };
-}
-
-const ratio = (a: number | undefined, b: number | undefined): number | undefined => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
-const show = (v: number | undefined, digits: number, unit = ''): string => (v === undefined || Number.isNaN(v) ? 'n/a' : `${v.toFixed(digits)}${unit}`);
-const check = (v: number | undefined, ok: (v: number) => boolean): boolean | null => (v === undefined || Number.isNaN(v) ? null : ok(v));
-
-export function evaluateTargets(
-  paths: Partial<Record<PathName, PathResult>>,
-  extras: { isolation?: IsolationResult; scale?: ScaleResult; memory?: MemoryResult },
-): TargetCheck[] {
-  const db = paths.drawbridge?.summary;
-  const ssh = paths.ssh?.summary;
-  const bastion = paths.bastion?.summary;
-  const vsSsh = ratio(db?.megabytesPerSecond, ssh?.megabytesPerSecond);
-  const vsBastion = ratio(db?.megabytesPerSecond, bastion?.megabytesPerSecond);
-  const rttVsSsh = ratio(db?.latencyP50Micros, ssh?.latencyP50Micros);
-  const rttVsBastion = ratio(db?.latencyP50Micros, bastion?.latencyP50Micros);
-  const { isolation, scale, memory } = extras;
+/** The figures issue 6 asks for (section 4), plus the frozen-reader checks (see bench/README.md). */
+export function evaluateTargets(e: Evaluated): TargetCheck[] {
+  const show = (v: number | undefined, digits: number, unit = ''): string => (v === undefined || Number.isNaN(v) ? 'n/a' : `${v.toFixed(digits)}${unit}`);
+  const check = (metric: string, target: string, v: number | undefined, digits: number, unit: string, ok: (v: number) => boolean): TargetCheck => ({
+    metric,
+    target,
+    value: show(v, digits, unit),
+    met: v === undefined || Number.isNaN(v) ? null : ok(v),
+  });
+  const db = e.summary.drawbridge?.metrics;
+  const scale = e.scale;
+  const frozen = e.frozenReader;
+  const at = scale ? ` (at ${scale.devices})` : '';
   return [
-    { metric: 'throughput vs ssh -L', target: '>= 0.8x', value: show(vsSsh, 2, 'x'), met: check(vsSsh, (v) => v >= 0.8) },
-    { metric: 'throughput vs bastion chain', target: '>= 1.4x', value: show(vsBastion, 2, 'x'), met: check(vsBastion, (v) => v >= 1.4) },
-    { metric: 'RTT p50 vs bastion chain', target: '<= 1.0x', value: show(rttVsBastion, 2, 'x'), met: check(rttVsBastion, (v) => v <= 1.0) },
-    { metric: 'RTT p50 vs ssh -L', target: '<= 2.0x', value: show(rttVsSsh, 2, 'x'), met: check(rttVsSsh, (v) => v <= 2.0) },
-    { metric: 'new streams/s (16 in flight)', target: '>= 1500/s', value: show(db?.streamsPerSecond, 0, '/s'), met: check(db?.streamsPerSecond, (v) => v >= 1500) },
-    { metric: 'stream setup p50', target: '<= 3 ms', value: show(db?.setupP50Ms, 2, ' ms'), met: check(db?.setupP50Ms, (v) => v <= 3) },
-    { metric: 'interactive RTT p50 beside bulk', target: '<= 10 ms', value: show(isolation?.interactiveDuringBulk.p50Ms, 2, ' ms'), met: check(isolation?.interactiveDuringBulk.p50Ms, (v) => v <= 10) },
-    { metric: 'agent TCP connections, 1,000 devices', target: '1', value: show(scale?.agentHubConnections, 0), met: check(scale?.agentHubConnections, (v) => v === 1) },
-    { metric: 'agent RSS, 1,000 devices', target: '<= 80 MB', value: show(scale ? scale.agentRssKiB / 1024 : undefined, 1, ' MiB'), met: check(scale?.agentRssKiB, (v) => v * 1024 <= 80e6) },
-    { metric: `hub memory per idle device (${memory?.devices ?? '-'})`, target: '<= 20 KiB', value: show(memory?.perDeviceKiB, 1, ' KiB'), met: check(memory?.perDeviceKiB, (v) => v <= 20) },
+    check('throughput vs ssh -L', '>= 0.8x', e.versusSsh['throughputMBps']?.ofMedians, 2, 'x', (v) => v >= 0.8),
+    check('throughput vs bastion chain', '>= 1.4x', e.versusBastion['throughputMBps']?.ofMedians, 2, 'x', (v) => v >= 1.4),
+    check('RTT p50 vs bastion chain', '<= 1.0x', e.versusBastion['rttP50Micros']?.ofMedians, 2, 'x', (v) => v <= 1.0),
+    check('RTT p50 vs ssh -L', '<= 2.0x', e.versusSsh['rttP50Micros']?.ofMedians, 2, 'x', (v) => v <= 2.0),
+    check('new streams/s, 16 in flight', '>= 1500/s', db?.['streamsPerSecond']?.median, 0, '/s', (v) => v >= 1500),
+    check('stream setup p50', '<= 3 ms', db?.['setupP50Ms']?.median, 2, ' ms', (v) => v <= 3),
+    check('isolation: RTT p50 beside bulk', '<= 10 ms', db?.['isolationRttP50Micros'] ? db['isolationRttP50Micros'].median / 1000 : undefined, 2, ' ms', (v) => v <= 10),
+    check('frozen reader: others\' speed', '>= 0.8x', frozen?.othersRatio, 2, 'x', (v) => v >= 0.8),
+    check('frozen reader: RSS growth', '<= 32 MiB', frozen ? Math.max(...Object.values(frozen.rssGrowthKiB)) / 1024 : undefined, 1, ' MiB', (v) => v <= 32),
+    check(`1 agent, ${scale?.agentDevices ?? 1000} devices: TCP to hub`, '= 1', scale?.agent.tcpToHub, 0, '', (v) => v === 1),
+    check(`1 agent, ${scale?.agentDevices ?? 1000} devices: agent RSS`, '<= 80 MB', scale ? (scale.agent.rssKiB * 1024) / 1e6 : undefined, 1, ' MB', (v) => v <= 80),
+    check(`hub per idle device${at}`, '<= 20 KiB', scale?.hubKiBPerDevice, 1, ' KiB', (v) => v <= 20),
   ];
 }
 
-function pad(text: string, width: number, left = false): string {
-  return left ? text.padEnd(width) : text.padStart(width);
+const pad = (text: string, width: number, left = false): string => (left ? text.padEnd(width) : text.padStart(width));
+
+function fmt(v: number | undefined, digits: number): string {
+  return v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits);
 }
 
-export function renderTable(
-  paths: Partial<Record<PathName, PathResult>>,
-  extras: { isolation?: IsolationResult; scale?: ScaleResult; memory?: MemoryResult },
-  targets: TargetCheck[],
-  rounds: number,
-): string {
+function ratioText(r: Ratio | undefined): string {
+  if (!r) return '-';
+  return r.roundMin === r.roundMax ? `${r.ofMedians.toFixed(2)}x` : `${r.ofMedians.toFixed(2)}x (${r.roundMin.toFixed(2)}-${r.roundMax.toFixed(2)})`;
+}
+
+export function renderTable(paths: Partial<Record<PathName, PathInfo>>, rounds: Round[], e: Evaluated, targets: TargetCheck[]): string {
   const cols = PATHS.filter((p) => paths[p]);
-  type Row = { label: string; get: (s: PathSummary) => number | undefined; digits: number };
-  const rows: Row[] = [
-    { label: 'throughput (MB/s)', get: (s) => s.megabytesPerSecond, digits: 0 },
-    { label: 'CPU s per GiB, all relays', get: (s) => s.cpuSecondsPerGiB, digits: 2 },
-    { label: 'RTT p50 (us)', get: (s) => s.latencyP50Micros, digits: 0 },
-    { label: 'RTT p99 (us)', get: (s) => s.latencyP99Micros, digits: 0 },
-    { label: 'setup p50 (ms)', get: (s) => s.setupP50Ms, digits: 2 },
-    { label: 'setup p99 (ms)', get: (s) => s.setupP99Ms, digits: 2 },
-    { label: 'new streams/s (16 in flight)', get: (s) => s.streamsPerSecond, digits: 0 },
-    { label: 'setup p50 under load (ms)', get: (s) => s.setupUnderLoadP50Ms, digits: 2 },
-  ];
   const first = 30;
-  const width = 12;
-  const lines: string[] = [`medians of ${rounds} interleaved round${rounds === 1 ? '' : 's'}`, ''];
-  lines.push(pad('metric', first, true) + cols.map((c) => pad(PATH_LABELS[c], width)).join('') + pad('db/ssh -L', width) + pad('db/bastion', width));
-  lines.push('-'.repeat(first + width * (cols.length + 2)));
-  for (const row of rows) {
-    const values = cols.map((c) => {
-      const summary = paths[c]?.summary;
-      return pad(summary ? show(row.get(summary), row.digits) : 'n/a', width);
-    });
-    const db = paths.drawbridge?.summary ? row.get(paths.drawbridge.summary) : undefined;
-    const r = (other: PathName): string => {
-      const o = paths[other]?.summary ? row.get(paths[other]?.summary as PathSummary) : undefined;
-      const value = ratio(db, o);
-      return value === undefined ? '-' : `${value.toFixed(2)}x`;
-    };
-    lines.push(pad(row.label, first, true) + values.join('') + pad(r('ssh'), width) + pad(r('bastion'), width));
+  const width = 11;
+  const ratioWidth = 22;
+  const lines: string[] = [];
+  lines.push(`median of ${rounds.length} round(s), paths interleaved; ratios are drawbridge / other (median ratio, and its range over the rounds)`);
+  lines.push(
+    pad('metric', first, true) + cols.map((c) => pad(PATH_LABELS[c], width)).join('') + pad('db / ssh -L', ratioWidth) + pad('db / bastion', ratioWidth),
+  );
+  lines.push('-'.repeat(first + width * cols.length + 2 * ratioWidth));
+  for (const m of METRICS) {
+    const values = cols.map((c) => pad(paths[c]?.available ? fmt(e.summary[c]?.metrics[m.key]?.median, m.digits) : 'skipped', width));
+    lines.push(pad(m.label, first, true) + values.join('') + pad(ratioText(e.versusSsh[m.key]), ratioWidth) + pad(ratioText(e.versusBastion[m.key]), ratioWidth));
   }
+  const byProcess = (title: string, pick: (p: PathSummary) => Record<string, number>): void => {
+    lines.push(title);
+    for (const c of cols) {
+      const values = Object.entries(e.summary[c] ? pick(e.summary[c]) : {});
+      if (values.length) lines.push(`  ${pad(PATH_LABELS[c], 12, true)}${values.map(([name, v]) => `${name} ${fmt(v, 2)}`).join(', ')}`);
+    }
+  };
   lines.push('');
-  lines.push('CPU seconds per GiB, by process (medians):');
-  for (const c of cols) {
-    const byProcess = paths[c]?.summary?.cpuByProcess ?? {};
-    if (Object.keys(byProcess).length === 0) continue;
-    lines.push(`  ${pad(PATH_LABELS[c], 12, true)} ${Object.entries(byProcess).map(([n, v]) => `${n} ${v.toFixed(2)}`).join(', ')}`);
-  }
-  const { isolation, scale, memory } = extras;
-  if (isolation) {
+  byProcess('CPU seconds per GiB, by process (median):', (p) => p.cpuSecondsPerGiBByProcess);
+  byProcess('CPU milliseconds per new stream, by process (median):', (p) => p.cpuMsPerStreamByProcess);
+  const second = e.summary.drawbridge?.isolationSecondLink;
+  if (second) {
     lines.push('');
-    lines.push(`isolation (one agent, one client link): interactive RTT p50/p99 ${isolation.interactiveAlone.p50Ms.toFixed(2)}/${isolation.interactiveAlone.p99Ms.toFixed(2)} ms alone, ` +
-      `${isolation.interactiveDuringBulk.p50Ms.toFixed(2)}/${isolation.interactiveDuringBulk.p99Ms.toFixed(2)} ms beside a bulk stream at ${isolation.bulkMegabytesPerSecond.toFixed(0)} MB/s`);
-    lines.push(`  frozen reader: other stream ${isolation.othersAlone.toFixed(0)} MB/s alone, ${isolation.othersBesideFrozen.toFixed(0)} MB/s beside a frozen reader; ` +
-      `RSS growth while frozen: hub ${isolation.rssGrowthKiB.hub} KiB, agent ${isolation.rssGrowthKiB.agent} KiB, connect ${isolation.rssGrowthKiB.connect} KiB`);
+    lines.push('isolation (drawbridge): bulk download and ping-pong through the same agent;');
+    lines.push(`  same connect link, same device:            RTT p50 ${fmt((e.summary.drawbridge?.metrics['isolationRttP50Micros']?.median ?? NaN) / 1000, 2)} ms, ` +
+      `p99 ${fmt((e.summary.drawbridge?.metrics['isolationRttP99Micros']?.median ?? NaN) / 1000, 2)} ms, bulk ${fmt(e.summary.drawbridge?.metrics['isolationBulkMBps']?.median, 0)} MB/s`);
+    lines.push(`  second connect link, second device:        RTT p50 ${fmt((second.rttP50Micros?.median ?? NaN) / 1000, 2)} ms, ` +
+      `p99 ${fmt((second.rttP99Micros?.median ?? NaN) / 1000, 2)} ms, bulk ${fmt(second.bulkMBps?.median, 0)} MB/s`);
   }
+  const frozen = e.frozenReader;
+  if (frozen) {
+    lines.push('');
+    lines.push(`frozen reader (drawbridge): ${frozen.streams} download streams beside one stream whose reader stopped, same connect link and device;`);
+    lines.push(`  others ${fmt(frozen.withoutMBps, 0)} MB/s without it, ${fmt(frozen.withMBps, 0)} MB/s with it (${fmt(frozen.othersRatio, 2)}x); frozen for ${fmt(frozen.frozenSeconds, 0)} s`);
+    lines.push('  RSS MiB (before -> frozen start -> frozen max -> after):  ' +
+      Object.entries(frozen.rssKiB)
+        .map(([name, r]) => `${name} ${fmt(r.before / 1024, 1)} -> ${fmt(r.frozenStart / 1024, 1)} -> ${fmt(r.frozenMax / 1024, 1)} -> ${fmt(r.after / 1024, 1)}`)
+        .join('; '));
+  }
+  const scale = e.scale;
   if (scale) {
     lines.push('');
-    lines.push(`scale: one agent hosting ${scale.devices} devices: ${scale.agentHubConnections} TCP connection(s) to the hub, agent RSS ${(scale.agentRssKiB / 1024).toFixed(1)} MiB, all online in ${scale.onlineSeconds.toFixed(1)} s`);
-  }
-  if (memory) {
-    lines.push(`hub memory, ${memory.devices} idle devices: RSS ${(memory.hubRssKiB.baseline / 1024).toFixed(1)} MiB (warm) -> ` +
-      `${(memory.hubRssKiB.registered / 1024).toFixed(1)} MiB (registered) -> ${(memory.hubRssKiB.online / 1024).toFixed(1)} MiB (all online): ` +
-      `${memory.perDeviceKiB.toFixed(1)} KiB per device (${memory.perConnectionKiB.toFixed(1)} KiB of it online state); agent RSS ${(memory.agentRssKiB / 1024).toFixed(1)} MiB`);
+    lines.push(`scale: one agent hosting ${scale.agentDevices} devices: ${scale.agent.tcpToHub} TCP connection(s) to the hub (${scale.agent.tcpEstablished} established in all), ` +
+      `RSS ${fmt(scale.agent.rssKiB / 1024, 1)} MiB, online in ${fmt(scale.agent.onlineSeconds, 1)} s` +
+      (scale.secondAgentRssKiB !== null ? `; the agent with the other ${scale.devices - scale.agentDevices}: RSS ${fmt(scale.secondAgentRssKiB / 1024, 1)} MiB` : '') +
+      (scale.agentKiBPerExtraDevice !== null ? ` (${fmt(scale.agentKiBPerExtraDevice, 1)} KiB per extra device)` : ''));
+    lines.push(`  hub with ${scale.devices} idle devices: RSS ${fmt(scale.hubRssKiB.warm / 1024, 1)} MiB (warm) -> ${fmt(scale.hubRssKiB.registered / 1024, 1)} MiB (registered) -> ` +
+      `${fmt(scale.hubRssKiB.online / 1024, 1)} MiB (all online): ${fmt(scale.hubKiBPerDevice, 1)} KiB per device (${fmt(scale.hubKiBPerOnlineDevice, 1)} KiB of it for being online); ` +
+      `enrolled in ${fmt(scale.enrollSeconds, 0)} s`);
   }
   lines.push('');
-  lines.push(pad('target', 38, true) + pad('goal', 12) + pad('measured', 14) + pad('met', 6));
-  lines.push('-'.repeat(70));
+  lines.push(pad('target (issue 6)', 40, true) + pad('goal', 11) + pad('measured', 13) + pad('met', 9));
+  lines.push('-'.repeat(73));
   for (const t of targets) {
-    lines.push(pad(t.metric, 38, true) + pad(t.target, 12) + pad(t.value, 14) + pad(t.met === null ? 'n/a' : t.met ? 'yes' : 'NO', 6));
+    lines.push(pad(t.metric, 40, true) + pad(t.target, 11) + pad(t.value, 13) + pad(t.met === null ? 'n/a' : t.met ? 'yes' : 'NOT MET', 9));
   }
   return lines.join('\n');
 }

@@ -5,28 +5,30 @@
  *  - "S" + 8-byte big-endian length: sink. Counts and discards that many bytes, then
  *    answers one byte "k" (so the sender knows every byte arrived).
  *  - "G" + 8-byte big-endian length: source. Sends that many bytes as fast as the
- *    connection takes them, then ends (for throughput from the device side and frozen readers).
+ *    connection takes them (honouring backpressure), then ends its side.
  *  - anything else: echo, byte for byte (the first byte included).
  * Prints {"port":N} on stdout once listening.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 
 const SINK = 0x53; // "S"
 const SOURCE = 0x47; // "G"
-const SOURCE_CHUNK = Buffer.alloc(256 * 1024, 0x61);
+/** One random block sent over and over by the source mode. */
+const BLOCK = randomBytes(256 * 1024);
 
-function sendBytes(socket: Socket, total: number): void {
-  let left = total;
+function source(socket: Socket, total: number): void {
+  let remaining = total;
   const pump = (): void => {
-    while (left > 0) {
-      const n = Math.min(left, SOURCE_CHUNK.length);
-      left -= n;
-      if (!socket.write(n === SOURCE_CHUNK.length ? SOURCE_CHUNK : SOURCE_CHUNK.subarray(0, n))) {
+    while (remaining > 0 && !socket.destroyed) {
+      const n = Math.min(BLOCK.length, remaining);
+      remaining -= n;
+      if (!socket.write(n === BLOCK.length ? BLOCK : BLOCK.subarray(0, n))) {
         socket.once('drain', pump);
         return;
       }
     }
-    socket.end();
+    if (remaining === 0) socket.end();
   };
   pump();
 }
@@ -35,10 +37,10 @@ function serve(socket: Socket): void {
   socket.setNoDelay(true);
   socket.on('error', () => undefined);
   socket.on('end', () => socket.end());
-  let mode: 'first' | 'header' | 'sink' | 'echo' | 'source' = 'first';
-  let source = false;
+  let mode: 'first' | 'header' | 'sink' | 'source' | 'echo' = 'first';
   let header = Buffer.alloc(0);
   let remaining = 0;
+  let sourcing = false;
 
   const echo = (chunk: Buffer): void => {
     if (!socket.write(chunk)) {
@@ -50,13 +52,13 @@ function serve(socket: Socket): void {
   socket.on('data', (data: Buffer) => {
     let chunk = data;
     if (mode === 'echo') return echo(chunk);
-    if (mode === 'source') return;
+    if (mode === 'source') return; // whatever follows the request is ignored
     if (mode === 'first') {
       if (chunk[0] !== SINK && chunk[0] !== SOURCE) {
         mode = 'echo';
         return echo(chunk);
       }
-      source = chunk[0] === SOURCE;
+      sourcing = chunk[0] === SOURCE;
       mode = 'header';
       chunk = chunk.subarray(1);
     }
@@ -65,10 +67,9 @@ function serve(socket: Socket): void {
       if (header.length < 8) return;
       remaining = Number(header.readBigUInt64BE(0));
       chunk = header.subarray(8);
-      if (source) {
+      if (sourcing) {
         mode = 'source';
-        sendBytes(socket, remaining);
-        return;
+        return source(socket, remaining);
       }
       mode = 'sink';
       if (remaining === 0) socket.write('k');
