@@ -259,15 +259,16 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
 
   // Requests expire unreviewed (grants end on time in the relay's own sweep).
   let sweeping = false;
-  const accessTimer = setInterval(() => {
+  // Every timer goes through the clock, so tests drive expiry and sweeps with a ManualClock.
+  const accessTimer = clock.setInterval(() => {
     if (sweeping) return;
     sweeping = true;
     access.sweep().catch((error: unknown) => logger.error({ err: error }, 'access sweep failed')).finally(() => {
       sweeping = false;
     });
   }, 500);
-  const limiterTimer = setInterval(() => limiter.sweep(), 60_000);
-  const maintainTimer = setInterval(() => void store.maintain().catch((error: unknown) => logger.warn({ err: error }, 'store upkeep failed')), 3_600_000);
+  const limiterTimer = clock.setInterval(() => limiter.sweep(), 60_000);
+  const maintainTimer = clock.setInterval(() => void store.maintain().catch((error: unknown) => logger.warn({ err: error }, 'store upkeep failed')), 3_600_000);
   for (const t of [accessTimer, limiterTimer, maintainTimer]) t.unref();
 
   logger.info({ url: `https://${listenHost}:${port}`, publicUrl: services.publicUrl, caPin: tls.caPin, dataDir }, 'hub listening');
@@ -275,9 +276,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      clearInterval(accessTimer);
-      clearInterval(limiterTimer);
-      clearInterval(maintainTimer);
+      for (const t of [accessTimer, limiterTimer, maintainTimer]) clock.clearInterval(t);
       relay.stop();
       // Stage 1: stop accepting. Stage 2: end streams and links. Stage 3: cut what is left.
       const serverClosed = new Promise<void>((r) => server.close(() => r()));
