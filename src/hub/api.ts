@@ -23,7 +23,7 @@ import type { AuditView, DeviceView, SessionView, UserView } from '../protocol/a
 import { assertValidName } from '../util/names.js';
 import { nameSchema } from '../util/schemas.js';
 import { MAX_REASON_LENGTH, publicAccessView } from './access.js';
-import { clientAddress, readJson, sendJson, validate, type Params } from './http.js';
+import { clientAddress, MAX_ANONYMOUS_BODY_BYTES, MAX_BODY_BYTES, parseJson, readBody, sendJson, validate, type Params } from './http.js';
 import { ANONYMOUS, requireRole, type Principal } from './principals.js';
 import type { HubServices } from './services.js';
 
@@ -509,7 +509,13 @@ export const ROUTES: RouteSpec[] = [
   ...EDGE_ROUTES,
 ];
 
-/** Finds the route, authenticates, checks the role, validates the body, runs the handler. */
+/**
+ * Finds the route, then reads the whole (bounded) body, and only then authenticates, checks
+ * the role, validates the body and runs the handler. Authorization is decided when the
+ * action runs, not when the headers arrived: a body sent slowly cannot carry a request past
+ * the removal of its user or the rotation of its token. The check at the headers is only a
+ * gate, so that a caller without a valid token cannot make the hub buffer a body.
+ */
 export async function handleApi(services: HubServices, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
   const route = ROUTES.find((r) => r.method === req.method && matchPath(r.path, url.pathname) !== undefined);
   if (!route) {
@@ -518,13 +524,18 @@ export async function handleApi(services: HubServices, req: IncomingMessage, res
     return false;
   }
   const params = matchPath(route.path, url.pathname) as Params;
-  let principal: Principal = ANONYMOUS;
-  if (route.roles) {
-    principal = await services.auth.authenticate(req);
+  const authorize = async (): Promise<Principal> => {
+    if (!route.roles) return ANONYMOUS;
+    const principal = await services.auth.authenticate(req);
     requireRole(principal, route.roles, `${route.method} ${route.path}`);
-  }
+    return principal;
+  };
+  if (route.roles) await authorize();
+  // Unauthenticated routes take small bodies only: strangers cannot make the hub hold much.
+  const raw = await readBody(req, route.roles ? MAX_BODY_BYTES : MAX_ANONYMOUS_BODY_BYTES);
+  const principal = await authorize();
   const ctx: Ctx & { body?: unknown } = { req, res, params, url, principal };
-  if (route.body) ctx.body = await readJson(req, route.body);
+  if (route.body) ctx.body = parseJson(req, raw, route.body);
   await route.handle(services, ctx);
   return true;
 }

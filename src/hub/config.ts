@@ -13,6 +13,23 @@ const duration = durationSchema;
 const tagValue = z.string().min(1).max(128);
 
 export const HubConfigSchema = z.strictObject({
+  server: z
+    .strictObject({
+      /**
+       * The request line and headers must arrive within this. Authentication and the action
+       * run only once the whole request is in, so a slow sender only delays itself; these
+       * bounds keep a slow or silent sender from holding a socket (and its memory) for long.
+       */
+      headersTimeout: duration.pipe(z.number().min(1000, 'at least 1s').max(300_000, 'at most 5m')).prefault('10s'),
+      /** The whole request, body included, must arrive within this (HTTP 408 otherwise). */
+      requestTimeout: duration.pipe(z.number().min(1000, 'at least 1s').max(300_000, 'at most 5m')).prefault('20s'),
+    })
+    .superRefine((server, ctx) => {
+      if (server.headersTimeout > server.requestTimeout) {
+        ctx.addIssue({ code: 'custom', path: ['headersTimeout'], message: 'must not be longer than server.requestTimeout' });
+      }
+    })
+    .prefault({}),
   access: z
     .strictObject({
       /** The longest grant anyone may request */

@@ -188,8 +188,10 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
       minVersion: 'TLSv1.2',
       // A TLS handshake that stalls is cut, so idle sockets cannot pile up.
       handshakeTimeout: 10_000,
-      requestTimeout: 30_000,
-      headersTimeout: 15_000,
+      headersTimeout: config.server.headersTimeout,
+      requestTimeout: config.server.requestTimeout,
+      // Node checks those two bounds only this often (30 s by default): check every second.
+      connectionsCheckingInterval: 1000,
       keepAliveTimeout: 65_000,
     },
     onRequest,
