@@ -293,21 +293,19 @@ export const ROUTES: RouteSpec[] = [
     handle: async (s, ctx) => {
       const input = body<z.output<typeof EnrollBody>>(ctx);
       const source = clientAddress(ctx.req);
-      s.auth.checkLimit(source);
+      // The secret is checked first: a valid token is never refused because others failed
+      // from the same address; only a failing caller meets the failure budget.
       const enrollment = await s.store.getEnrollment(input.id);
       const valid = secretMatches(input.secret, enrollment?.secretHash ?? '0'.repeat(64)) && enrollment?.device === input.device;
       if (!enrollment || !valid) {
-        await s.auth.recordFailure(source, 'enrollment', 'forged or unknown enrollment token', input.device);
-        throw new DrawbridgeError('ENROLLMENT_INVALID', 'the enrollment token is not valid for this hub');
+        throw s.auth.refusal(source, 'enrollment', 'forged or unknown enrollment token', new DrawbridgeError('ENROLLMENT_INVALID', 'the enrollment token is not valid for this hub'), input.device);
       }
       const now = s.now();
       if (enrollment.usedAt !== null) {
-        await s.auth.recordFailure(source, 'enrollment', 'enrollment token reused', input.device);
-        throw new DrawbridgeError('ENROLLMENT_USED', 'the enrollment token was already used; issue a new one with "drawbridge devices enroll-token NAME"');
+        throw s.auth.refusal(source, 'enrollment', 'enrollment token reused', new DrawbridgeError('ENROLLMENT_USED', 'the enrollment token was already used; issue a new one with "drawbridge devices enroll-token NAME"'), input.device);
       }
       if (enrollment.expiresAt <= now) {
-        await s.auth.recordFailure(source, 'enrollment', 'enrollment token expired', input.device);
-        throw new DrawbridgeError('ENROLLMENT_EXPIRED', `the enrollment token expired at ${new Date(enrollment.expiresAt).toISOString()}; issue a new one`);
+        throw s.auth.refusal(source, 'enrollment', 'enrollment token expired', new DrawbridgeError('ENROLLMENT_EXPIRED', `the enrollment token expired at ${new Date(enrollment.expiresAt).toISOString()}; issue a new one`), input.device);
       }
       const edge = await enrollingEdge(s, input, now);
       const ok = await s.store.completeEnrollment(

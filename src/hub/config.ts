@@ -7,10 +7,19 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { durationSchema, issuesText, sizeSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
+import { parseCidr } from './client-address.js';
 
 const duration = durationSchema;
 
 const tagValue = z.string().min(1).max(128);
+
+const cidrSchema = z.string().superRefine((text, ctx) => {
+  try {
+    parseCidr(text);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
 
 export const HubConfigSchema = z.strictObject({
   server: z
@@ -23,6 +32,12 @@ export const HubConfigSchema = z.strictObject({
       headersTimeout: duration.pipe(z.number().min(1000, 'at least 1s').max(300_000, 'at most 5m')).prefault('10s'),
       /** The whole request, body included, must arrive within this (HTTP 408 otherwise). */
       requestTimeout: duration.pipe(z.number().min(1000, 'at least 1s').max(300_000, 'at most 5m')).prefault('20s'),
+      /**
+       * Reverse proxies in front of the hub (addresses or CIDR ranges). For a connection from
+       * one of them the client is the right-most X-Forwarded-For hop that is not a trusted
+       * proxy; nobody else's X-Forwarded-For is believed. Empty: the socket peer is the client.
+       */
+      trustedProxies: z.array(cidrSchema).max(1000).default([]),
     })
     .superRefine((server, ctx) => {
       if (server.headersTimeout > server.requestTimeout) {
@@ -89,6 +104,14 @@ export const HubConfigSchema = z.strictObject({
       authTimeout: duration.prefault('10s'),
       /** Failed authentications per source address per minute before answering 429. */
       authFailuresPerMinute: z.number().int().min(1).max(100_000).default(20),
+      /**
+       * Failed authentications are audited as one record per source address and kind per
+       * window, with a count: a flood from rotating addresses adds at most
+       * authFailureAuditSources + 1 records a window instead of one per attempt.
+       */
+      authFailureAuditWindow: duration.pipe(z.number().min(1000, 'at least 1s').max(3_600_000, 'at most 1h')).prefault('1m'),
+      /** Distinct sources audited one by one per window; the rest share one overflow record. */
+      authFailureAuditSources: z.number().int().min(1).max(100_000).default(256),
       /** Links are pinged this often; a link silent for two intervals is cut (dead peers found within 30 s). */
       pingInterval: duration.pipe(z.number().min(100, 'at least 100ms').max(600_000, 'at most 10m')).prefault('10s'),
     })

@@ -69,9 +69,7 @@ export function validate<T>(schema: z.ZodType<T>, value: unknown, where: string)
   throw new DrawbridgeError('VALIDATION_FAILED', issuesText(result.error, where), { details: describeIssues(result.error, where) });
 }
 
-export function clientAddress(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
-}
+export { clientAddress } from './client-address.js';
 
 /** The token of an `Authorization: Bearer ...` header, or undefined. */
 export function bearerToken(req: IncomingMessage): string | undefined {

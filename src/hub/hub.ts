@@ -19,10 +19,12 @@ import { writeFileAtomic } from '../util/files.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { AccessService } from './access.js';
+import { AuditAggregator } from './audit-aggregator.js';
 import { LocalDeviceBus } from './bus.js';
 import { handleApi } from './api.js';
 import { ensureHubPki, loadUserTls } from './certificates.js';
 import { defaultHubConfig, loadHubConfigFile, type HubConfig } from './config.js';
+import { TrustedProxies, trustProxiesOn } from './client-address.js';
 import { ClientLinks } from './client-links.js';
 import { EdgeRegistry } from './edge-registry.js';
 import { clientAddress, sendError, sendJson } from './http.js';
@@ -119,12 +121,19 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
 
   const metrics = new HubMetrics();
   const limiter = new AuthFailureLimiter(config.limits.authFailuresPerMinute, now);
-  const auth = new PrincipalAuth(store, limiter, metrics, logger);
+  const failureAudit = new AuditAggregator({
+    windowMs: config.limits.authFailureAuditWindow,
+    maxKeys: config.limits.authFailureAuditSources,
+    clock,
+    write: (entry) => store.appendAudit(entry),
+    onError: (error) => logger.error({ err: error }, 'could not audit failed authentications'),
+  });
+  const auth = new PrincipalAuth(store, limiter, metrics, logger, failureAudit);
   const relay = new Relay(store, config, metrics, logger, clock);
   const webhook = new WebhookSender(config.webhook, logger);
   const access = new AccessService(store, config, relay, webhook, logger, now);
   const registry = new EdgeRegistry(store, config, tls.caPin, relay, metrics, logger, {
-    onAuthFailure: (source, kind, subject, reason) => void auth.recordFailure(source, kind, reason, kind === 'device' ? subject : undefined),
+    onAuthFailure: (source, kind, subject, reason) => auth.recordFailure(source, kind, reason, kind === 'device' ? subject : undefined),
   }, clock, VERSION);
   const bus = new LocalDeviceBus(registry);
   const clientLinks = new ClientLinks(store, config, registry, bus, relay, access, metrics, logger, clock, VERSION);
@@ -199,7 +208,9 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   server.on('tlsClientError', () => undefined);
   // Upgraded sockets leave the HTTP server's books: track every socket for the final cut.
   const openSockets = new Set<Duplex>();
+  const trustedProxies = new TrustedProxies(config.server.trustedProxies);
   server.on('secureConnection', (socket: Duplex) => {
+    trustProxiesOn(socket, trustedProxies);
     openSockets.add(socket);
     socket.once('close', () => openSockets.delete(socket));
   });
@@ -290,6 +301,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
       server.closeAllConnections();
       for (const socket of openSockets) socket.destroy();
       await serverClosed;
+      await failureAudit.close();
       await webhook.flush().catch(() => undefined);
       await services.bus.close();
       await store.close();
