@@ -38,6 +38,15 @@ export const HubConfigSchema = z.strictObject({
        * proxy; nobody else's X-Forwarded-For is believed. Empty: the socket peer is the client.
        */
       trustedProxies: z.array(cidrSchema).max(1000).default([]),
+      /** A connection that sends no request within this after its TLS handshake is closed. */
+      firstRequestTimeout: duration.pipe(z.number().min(1000, 'at least 1s').max(300_000, 'at most 5m')).prefault('10s'),
+      /**
+       * Concurrent connections, in total and per source address (trusted proxies are not
+       * capped per address): beyond these a new connection is closed at once, so one address
+       * cannot take the sockets and memory that agents and operators need.
+       */
+      maxConnections: z.number().int().min(1).max(1_000_000).default(16_384),
+      maxConnectionsPerAddress: z.number().int().min(1).max(1_000_000).default(256),
     })
     .superRefine((server, ctx) => {
       if (server.headersTimeout > server.requestTimeout) {

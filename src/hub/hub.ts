@@ -26,6 +26,7 @@ import { ensureHubPki, loadUserTls } from './certificates.js';
 import { defaultHubConfig, loadHubConfigFile, type HubConfig } from './config.js';
 import { TrustedProxies, trustProxiesOn } from './client-address.js';
 import { ClientLinks } from './client-links.js';
+import { ConnectionGuard } from './connection-guard.js';
 import { EdgeRegistry } from './edge-registry.js';
 import { clientAddress, sendError, sendJson } from './http.js';
 import { HubMetrics } from './metrics.js';
@@ -209,6 +210,15 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   // Upgraded sockets leave the HTTP server's books: track every socket for the final cut.
   const openSockets = new Set<Duplex>();
   const trustedProxies = new TrustedProxies(config.server.trustedProxies);
+  new ConnectionGuard({
+    maxConnections: config.server.maxConnections,
+    maxConnectionsPerAddress: config.server.maxConnectionsPerAddress,
+    firstRequestTimeoutMs: config.server.firstRequestTimeout,
+    trustedProxies,
+    clock,
+    metrics,
+    onFirstRequestTimeout: (source) => auth.recordFailure(source, 'connection', 'no request after the TLS handshake'),
+  }).attach(server);
   server.on('secureConnection', (socket: Duplex) => {
     trustProxiesOn(socket, trustedProxies);
     openSockets.add(socket);

@@ -16,6 +16,12 @@ export class HubMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
+  readonly connectionsClosed = new Counter({
+    name: 'drawbridge_connections_closed_total',
+    help: 'Connections the hub closed before a request: over_total_cap, over_address_cap, first_request_timeout',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly authFailures = new Counter({ name: 'drawbridge_auth_failures_total', help: 'Failed authentications by kind', labelNames: ['kind'], registers: [this.registry] });
 
   constructor() {

@@ -11,11 +11,21 @@ export interface RawResponse {
   body: string;
 }
 
-/** Opens a TLS connection to the hub that trusts its CA (and checks the host name). */
-export function openTls(port: number, caPem: string): Promise<TLSSocket> {
+/** Opens a TLS connection to the hub that trusts its CA (and checks the host name), from `localAddress` if given. */
+export function openTls(port: number, caPem: string, localAddress?: string): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, ca: caPem }, () => resolve(socket));
+    const socket = connect({ host: '127.0.0.1', port, ca: caPem, ...(localAddress ? { localAddress } : {}) }, () => resolve(socket));
     socket.once('error', reject);
+    socket.once('close', () => reject(new Error('closed before the TLS handshake finished')));
+  });
+}
+
+/** Resolves when the socket closes, with how long that took. */
+export function closed(socket: TLSSocket): Promise<number> {
+  const start = Date.now();
+  return new Promise((resolve) => {
+    if (socket.destroyed) resolve(0);
+    socket.once('close', () => resolve(Date.now() - start));
   });
 }
 
