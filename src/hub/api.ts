@@ -253,8 +253,9 @@ export const ROUTES: RouteSpec[] = [
     method: 'DELETE', path: '/v1/devices/:name', summary: 'Remove a virtual device (ends its link and streams)', roles: ['admin'],
     handle: async (s, { res, params, principal }) => {
       const device = await requireDevice(s, params['name'] as string);
-      await s.store.removeDevice(device.name, { actor: principal.name, action: 'device.remove', device: device.name });
-      await s.access.revokeAll(principal, { device: device.name }, `device "${device.name}" was removed`);
+      const ended = await s.store.removeDevice(device.name, { actor: principal.name, action: 'device.remove', device: device.name });
+      if (!ended) throw new DrawbridgeError('UNKNOWN_DEVICE', `unknown device "${device.name}"`);
+      s.access.announceBulkRevocation(ended, `device "${device.name}" was removed`);
       s.registry.detach(device.name, 'DEVICE_REMOVED', `device "${device.name}" was removed by ${principal.name}`);
       s.relay.endWhere((st) => st.device === device.name, new DrawbridgeError('DEVICE_REMOVED'));
       sendJson(res, 200, { name: device.name, removed: true });
@@ -377,8 +378,9 @@ export const ROUTES: RouteSpec[] = [
         const admins = (await s.store.listPrincipals()).filter((p) => p.role === 'admin');
         if (admins.length <= 1) throw new DrawbridgeError('INVALID_STATE', `"${name}" is the last admin; add another admin first`);
       }
-      await s.store.removePrincipal(name, { actor: principal.name, action: 'user.remove', details: { user: name } });
-      await s.access.revokeAll(principal, { principal: name }, `user "${name}" was removed`);
+      const ended = await s.store.removePrincipal(name, { actor: principal.name, action: 'user.remove', details: { user: name } });
+      if (!ended) throw new DrawbridgeError('NOT_FOUND', `no user "${name}"`);
+      s.access.announceBulkRevocation(ended, `user "${name}" was removed`);
       const removed = new DrawbridgeError('PRINCIPAL_REMOVED', `access ended: user "${name}" was removed`);
       s.relay.endWhere((st) => st.principal === name, removed);
       s.clientLinks.closePrincipal(name, removed);

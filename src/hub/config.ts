@@ -60,6 +60,11 @@ export const HubConfigSchema = z.strictObject({
       maxDuration: duration.prefault('8h'),
       /** How long a request may wait for review before it expires */
       requestTtl: duration.prefault('1h'),
+      /**
+       * Requests one principal may have waiting for review at once (429 TOO_MANY_OPEN_REQUESTS
+       * beyond): one user cannot flood the approvers' queue, the sweeps or the store.
+       */
+      maxPendingRequestsPerPrincipal: z.number().int().min(1).max(10_000).default(20),
       autoApprove: z
         .array(
           z.strictObject({
