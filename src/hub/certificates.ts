@@ -5,10 +5,11 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createHash, webcrypto, X509Certificate } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { keyPinOf, pinOf } from '../protocol/pins.js';
 import { writeFileAtomic } from '../util/files.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -23,10 +24,12 @@ export interface HubTls {
   /** PEM served at /v1/ca.pem so a client that knows only the pin can fetch and check it */
   caPem: string;
   caPin: string;
+  /** The key pin of the server certificate (spki:sha256:BASE64), for deployments on a public CA. */
+  keyPin: string;
 }
 
 export function pinOfPem(pem: string): string {
-  return 'sha256:' + createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
+  return pinOf(pem);
 }
 
 async function exportKeyPem(key: webcrypto.CryptoKey): Promise<string> {
@@ -59,7 +62,8 @@ export async function ensureHubPki(dataDir: string, extraHosts: readonly string[
   const keyPath = join(dataDir, 'server.key');
   if ([caCertPath, caKeyPath, certPath, keyPath].every((p) => existsSync(p))) {
     const caPem = readFileSync(caCertPath, 'utf8');
-    return { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8'), caPem, caPin: pinOfPem(caPem), created: false };
+    const cert = readFileSync(certPath, 'utf8');
+    return { cert, key: readFileSync(keyPath, 'utf8'), caPem, caPin: pinOfPem(caPem), keyPin: keyPinOf(cert), created: false };
   }
   const now = Date.now();
   const caKeys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
@@ -101,7 +105,7 @@ export async function ensureHubPki(dataDir: string, extraHosts: readonly string[
   writeFileAtomic(keyPath, await exportKeyPem(serverKeys.privateKey), 0o600);
   writeFileAtomic(caCertPath, caPem, 0o644);
   writeFileAtomic(certPath, certChain, 0o644);
-  return { cert: certChain, key: readFileSync(keyPath, 'utf8'), caPem, caPin: pinOfPem(caPem), created: true };
+  return { cert: certChain, key: readFileSync(keyPath, 'utf8'), caPem, caPin: pinOfPem(caPem), keyPin: keyPinOf(certChain), created: true };
 }
 
 /** Operator-supplied certificate: the pin is that of the last certificate in the chain file. */
@@ -111,5 +115,5 @@ export function loadUserTls(certPath: string, keyPath: string): HubTls {
   const blocks = cert.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
   if (!blocks || blocks.length === 0) throw new Error(`${certPath} holds no PEM certificate`);
   const top = (blocks[blocks.length - 1] as string) + '\n';
-  return { cert, key, caPem: top, caPin: pinOfPem(top) };
+  return { cert, key, caPem: top, caPin: pinOfPem(top), keyPin: keyPinOf(blocks[0] as string) };
 }

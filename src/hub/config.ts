@@ -47,6 +47,13 @@ export const HubConfigSchema = z.strictObject({
        */
       maxConnections: z.number().int().min(1).max(1_000_000).default(16_384),
       maxConnectionsPerAddress: z.number().int().min(1).max(1_000_000).default(256),
+      /**
+       * The pin the hub prints and puts in enrollment tokens. `ca`: the CA (with --tls-cert,
+       * the last certificate of the chain file). `spki`: the public key of the --tls-cert
+       * certificate, for a certificate from a public CA (agents and clients then check the
+       * chain against their system roots, the host name, and the key).
+       */
+      advertisedPin: z.enum(['ca', 'spki']).default('ca'),
     })
     .superRefine((server, ctx) => {
       if (server.headersTimeout > server.requestTimeout) {

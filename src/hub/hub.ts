@@ -102,6 +102,13 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
         return t;
       });
 
+  // The pin agents and clients get (enrollment tokens, start-up output): the CA, or with a
+  // certificate from a public CA the server's own public key.
+  if (config.server.advertisedPin === 'spki' && !options.tlsCertFile) {
+    throw new DrawbridgeError('CONFIG_INVALID', "server.advertisedPin: spki needs --tls-cert and --tls-key; the hub's own certificate is pinned by its CA");
+  }
+  const pin = config.server.advertisedPin === 'spki' ? tls.keyPin : tls.caPin;
+
   const store: Store = new SqliteStore({ path: join(dataDir, 'drawbridge.db'), now });
   const orphaned = await store.closeOrphanedSessions(now(), 'hub restarted');
   if (orphaned > 0) logger.warn({ orphaned }, 'closed sessions left open by a previous run');
@@ -133,7 +140,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const relay = new Relay(store, config, metrics, logger, clock);
   const webhook = new WebhookSender(config.webhook, logger);
   const access = new AccessService(store, config, relay, webhook, logger, now);
-  const registry = new EdgeRegistry(store, config, tls.caPin, relay, metrics, logger, {
+  const registry = new EdgeRegistry(store, config, pin, relay, metrics, logger, {
     onAuthFailure: (source, kind, subject, reason) => auth.recordFailure(source, kind, reason, kind === 'device' ? subject : undefined),
   }, clock, VERSION);
   const bus = new LocalDeviceBus(registry);
@@ -142,7 +149,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const services: HubServices = {
     store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth,
     publicUrl: options.publicUrl ?? '',
-    caPin: tls.caPin,
+    caPin: pin,
     caPem: tls.caPem,
     version: VERSION,
     now,
@@ -294,7 +301,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const maintainTimer = clock.setInterval(() => void store.maintain().catch((error: unknown) => logger.warn({ err: error }, 'store upkeep failed')), 3_600_000);
   for (const t of [accessTimer, limiterTimer, maintainTimer]) t.unref();
 
-  logger.info({ url: `https://${listenHost}:${port}`, publicUrl: services.publicUrl, caPin: tls.caPin, dataDir }, 'hub listening');
+  logger.info({ url: `https://${listenHost}:${port}`, publicUrl: services.publicUrl, caPin: pin, dataDir }, 'hub listening');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -323,7 +330,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     url: `https://${listenHost === '0.0.0.0' || listenHost === '[::]' ? '127.0.0.1' : listenHost}:${port}`,
     publicUrl: services.publicUrl,
     port,
-    caPin: tls.caPin,
+    caPin: pin,
     caPem: tls.caPem,
     dataDir,
     ...(bootstrapAdminToken ? { bootstrapAdminToken } : {}),
