@@ -22,7 +22,8 @@ import { AccessService } from './access.js';
 import { AuditAggregator } from './audit-aggregator.js';
 import { LocalDeviceBus } from './bus.js';
 import { handleApi } from './api.js';
-import { ensureHubPki, loadUserTls } from './certificates.js';
+import { CertificateRenewal } from './certificate-renewal.js';
+import { ensureHubPki, loadUserTls, serverContextOptions } from './certificates.js';
 import { defaultHubConfig, loadHubConfigFile, type HubConfig } from './config.js';
 import { TrustedProxies, trustProxiesOn } from './client-address.js';
 import { ClientLinks } from './client-links.js';
@@ -97,10 +98,14 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   let tlsCreated = false;
   const tls = options.tlsCertFile && options.tlsKeyFile
     ? loadUserTls(options.tlsCertFile, options.tlsKeyFile)
-    : await ensureHubPki(dataDir, publicHosts).then((t) => {
+    : await ensureHubPki(dataDir, publicHosts, clock.now()).then((t) => {
         tlsCreated = t.created;
         return t;
       });
+  // The hub's own certificate is renewed before it expires (or names the wrong host), at
+  // start and daily; an operator's --tls-cert is the operator's to renew.
+  const renewal = options.tlsCertFile ? undefined : new CertificateRenewal({ dataDir, hosts: publicHosts, clock, logger }, tls);
+  await renewal?.check();
 
   // The pin agents and clients get (enrollment tokens, start-up output): the CA, or with a
   // certificate from a public CA the server's own public key.
@@ -200,9 +205,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
 
   const server: Server = createServer(
     {
-      cert: tls.cert,
-      key: tls.key,
-      minVersion: 'TLSv1.2',
+      ...serverContextOptions(renewal?.tls ?? tls),
       // A TLS handshake that stalls is cut, so idle sockets cannot pile up.
       handshakeTimeout: 10_000,
       headersTimeout: config.server.headersTimeout,
@@ -213,6 +216,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     },
     onRequest,
   );
+  renewal?.start((renewed) => server.setSecureContext(serverContextOptions(renewed)));
   server.on('tlsClientError', () => undefined);
   // Upgraded sockets leave the HTTP server's books: track every socket for the final cut.
   const openSockets = new Set<Duplex>();
@@ -308,6 +312,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     closing ??= (async () => {
       for (const t of [accessTimer, limiterTimer, maintainTimer]) clock.clearInterval(t);
       relay.stop();
+      renewal?.stop();
       // Stage 1: stop accepting. Stage 2: end streams and links. Stage 3: cut what is left.
       const serverClosed = new Promise<void>((r) => server.close(() => r()));
       const shuttingDown = new DrawbridgeError('HUB_SHUTTING_DOWN');
