@@ -24,7 +24,7 @@ import { assertValidName } from '../util/names.js';
 import { nameSchema } from '../util/schemas.js';
 import { MAX_REASON_LENGTH, publicAccessView } from './access.js';
 import { clientAddress, MAX_ANONYMOUS_BODY_BYTES, MAX_BODY_BYTES, parseJson, readBody, sendJson, validate, type Params } from './http.js';
-import { ANONYMOUS, requireRole, type Principal } from './principals.js';
+import { ANONYMOUS, RESERVED_USER_NAMES, requireRole, type Principal } from './principals.js';
 import type { HubServices } from './services.js';
 
 const tagsSchema = z
@@ -55,7 +55,10 @@ export const EnrollBody = z.strictObject({
     signature: z.string().min(40).max(200),
   }),
 });
-export const CreateUserBody = z.strictObject({ name: nameSchema, role: z.enum(ROLES as [Role, ...Role[]]) });
+export const CreateUserBody = z.strictObject({
+  name: nameSchema.refine((name) => !RESERVED_USER_NAMES.has(name), 'is reserved: the hub writes it as an audit actor'),
+  role: z.enum(ROLES as [Role, ...Role[]]),
+});
 export const RotateBody = z.strictObject({ name: nameSchema.optional() });
 export const AccessRequestBody = z.strictObject({
   device: z.string().max(200),
@@ -281,11 +284,16 @@ export const ROUTES: RouteSpec[] = [
     },
   },
   {
-    method: 'POST', path: '/v1/devices/:name/enrollments', summary: 'Issue a new enrollment token (re-enroll a device)', roles: ['admin'], body: EnrollmentBody,
+    method: 'POST', path: '/v1/devices/:name/enrollments', summary: 'Issue a new enrollment token (re-enroll a device); older unused tokens of the device stop working', roles: ['admin'], body: EnrollmentBody,
     handle: async (s, ctx) => {
       const device = await requireDevice(s, ctx.params['name'] as string);
       const { token, record } = await issueEnrollment(s, device.name, body<z.output<typeof EnrollmentBody>>(ctx).enrollmentTtlMs);
-      await s.store.createEnrollment(record, { actor: ctx.principal.name, action: 'device.enrollment_issued', device: device.name, details: { expiresAt: record.expiresAt } });
+      await s.store.createEnrollment(record, {
+        actor: ctx.principal.name,
+        action: 'device.enrollment_issued',
+        device: device.name,
+        details: { enrollment: record.id, expiresAt: record.expiresAt, replacesUnusedTokens: true },
+      });
       sendJson(ctx.res, 201, { name: device.name, enrollmentToken: token, expiresAt: new Date(record.expiresAt).toISOString() });
     },
   },
@@ -304,6 +312,9 @@ export const ROUTES: RouteSpec[] = [
       const now = s.now();
       if (enrollment.usedAt !== null) {
         throw s.auth.refusal(source, 'enrollment', 'enrollment token reused', new DrawbridgeError('ENROLLMENT_USED', 'the enrollment token was already used; issue a new one with "drawbridge devices enroll-token NAME"'), input.device);
+      }
+      if (enrollment.replacedAt) {
+        throw s.auth.refusal(source, 'enrollment', 'enrollment token replaced', new DrawbridgeError('ENROLLMENT_EXPIRED', `a newer enrollment token for "${enrollment.device}" replaced this one at ${new Date(enrollment.replacedAt).toISOString()}; use the newest`), input.device);
       }
       if (enrollment.expiresAt <= now) {
         throw s.auth.refusal(source, 'enrollment', 'enrollment token expired', new DrawbridgeError('ENROLLMENT_EXPIRED', `the enrollment token expired at ${new Date(enrollment.expiresAt).toISOString()}; issue a new one`), input.device);

@@ -74,13 +74,32 @@ export const HubConfigSchema = z.strictObject({
       maxPendingRequestsPerPrincipal: z.number().int().min(1).max(10_000).default(20),
       autoApprove: z
         .array(
-          z.strictObject({
-            /** Every tag listed must match the device's tags */
-            tags: z.record(z.string().min(1).max(64), tagValue),
-            maxDuration: duration,
-          }),
+          z
+            .strictObject({
+              /** Every tag listed must match the device's tags */
+              tags: z.record(z.string().min(1).max(64), tagValue).default({}),
+              /** A rule for every device must say so: an empty tag list is refused, not read as "all". */
+              matchAll: z.boolean().optional(),
+              maxDuration: duration,
+            })
+            .superRefine((rule, ctx) => {
+              const tagged = Object.keys(rule.tags).length > 0;
+              if (!tagged && rule.matchAll !== true) {
+                ctx.addIssue({ code: 'custom', path: ['tags'], message: 'a rule without tags would approve requests for every device: list tags, or say matchAll: true' });
+              }
+              if (tagged && rule.matchAll === true) {
+                ctx.addIssue({ code: 'custom', path: ['matchAll'], message: 'matchAll: true applies to every device; leave the tags out, or drop matchAll' });
+              }
+            }),
         )
         .default([]),
+    })
+    .superRefine((access, ctx) => {
+      access.autoApprove.forEach((rule, i) => {
+        if (rule.maxDuration > access.maxDuration) {
+          ctx.addIssue({ code: 'custom', path: ['autoApprove', i, 'maxDuration'], message: 'must not be longer than access.maxDuration' });
+        }
+      });
     })
     .prefault({}),
   webhook: z

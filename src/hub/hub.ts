@@ -29,10 +29,11 @@ import { TrustedProxies, trustProxiesOn } from './client-address.js';
 import { ClientLinks } from './client-links.js';
 import { ConnectionGuard } from './connection-guard.js';
 import { EdgeRegistry } from './edge-registry.js';
-import { clientAddress, sendError, sendJson } from './http.js';
+import { tightenDataDir, warnIfConfigReadable } from './file-modes.js';
+import { bearerToken, clientAddress, sendError, sendJson } from './http.js';
 import { HubMetrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
-import { PrincipalAuth, requireRole } from './principals.js';
+import { ANONYMOUS, PrincipalAuth, requireRole } from './principals.js';
 import { AuthFailureLimiter } from './rate-limiter.js';
 import { Relay } from './relay.js';
 import type { HubServices } from './services.js';
@@ -89,8 +90,11 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const logger = options.logger ?? createLogger('hub');
   const clock = options.clock ?? systemClock;
   const now = (): number => clock.now();
+  tightenDataDir(dataDir, logger);
   const hubYaml = options.configFile ?? join(dataDir, 'hub.yaml');
-  const config = options.config ?? (options.configFile || existsSync(hubYaml) ? loadHubConfigFile(hubYaml) : defaultHubConfig());
+  const fromFile = !options.config && (Boolean(options.configFile) || existsSync(hubYaml));
+  const config = options.config ?? (fromFile ? loadHubConfigFile(hubYaml) : defaultHubConfig());
+  if (fromFile) warnIfConfigReadable(hubYaml, config, logger);
   const host = options.host ?? '0.0.0.0';
   const requestedPort = options.port ?? 8443;
 
@@ -165,6 +169,13 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     const url = new URL(req.url ?? '/', 'https://hub.invalid');
     const run = async (): Promise<void> => {
       if (req.method === 'GET' && url.pathname === '/healthz') {
+        // Anyone may learn that the hub is up; its version and counts are operational
+        // intelligence, for admin and auditor tokens only.
+        const caller = bearerToken(req) ? await auth.authenticate(req) : ANONYMOUS;
+        if (caller.role !== 'admin' && caller.role !== 'auditor') {
+          sendJson(res, 200, { status: 'ok' });
+          return;
+        }
         sendJson(res, 200, { status: 'ok', version: VERSION, edgesOnline: registry.edgeCount, devicesOnline: registry.size, activeStreams: relay.size });
         return;
       }

@@ -22,6 +22,13 @@ export interface Principal {
 
 export const ANONYMOUS: Principal = Object.freeze({ name: 'anonymous', role: 'anonymous', tokenId: '' });
 
+/**
+ * Names the hub itself writes as audit actors. No user may take one, or their actions
+ * would read in the audit log as the hub's own. (Actors with ":" or "@", such as
+ * "device:NAME" and "anonymous@ADDRESS", cannot be user names at all.)
+ */
+export const RESERVED_USER_NAMES: ReadonlySet<string> = new Set(['hub', 'policy', 'anonymous', 'system']);
+
 export class PrincipalAuth {
   constructor(
     private readonly store: Store,

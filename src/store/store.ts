@@ -49,6 +49,8 @@ export interface EnrollmentRecord {
   createdAt: number;
   expiresAt: number;
   usedAt: number | null;
+  /** When a newer enrollment token for the device replaced this one unused (it no longer works). */
+  replacedAt?: number | null;
 }
 
 export interface PrincipalRecord {
@@ -157,11 +159,12 @@ export interface Store {
   removeDevice(name: string, audit: AuditEntry): Promise<AccessRequestRecord[] | undefined>;
   /** Connection facts; not an auditable action on its own. */
   touchDevice(name: string, facts: { lastSeenAt: number; agentVersion?: string; remoteAddress?: string }): Promise<void>;
+  /** Stores a new enrollment token; in the same transaction every older unused one of the device is replaced (stops working). */
   createEnrollment(enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void>;
   getEnrollment(id: string): Promise<EnrollmentRecord | undefined>;
   /**
    * Atomically marks the enrollment used and stores the device key, if and only if the
-   * enrollment is unused and unexpired at `now`. Returns false when it lost that race.
+   * enrollment is unused, not replaced and unexpired at `now`. Returns false when it lost that race.
    */
   completeEnrollment(id: string, publicKey: string, now: number, audit: AuditEntry, edge?: EdgeRecord): Promise<boolean>;
   devicesOfEdge(edgeId: string): Promise<DeviceRecord[]>;

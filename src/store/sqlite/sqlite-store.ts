@@ -66,6 +66,7 @@ function toEnrollment(r: Row): EnrollmentRecord {
     createdAt: num(r['created_at']),
     expiresAt: num(r['expires_at']),
     usedAt: numOrNull(r['used_at']),
+    replacedAt: numOrNull(r['replaced_at']),
   };
 }
 
@@ -322,7 +323,13 @@ export class SqliteStore implements Store {
   }
 
   async createEnrollment(enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void> {
-    this.withAudit(audit, () => this.insertEnrollment(enrollment));
+    this.withAudit(audit, () => {
+      // Only the newest token can enroll: an older one that leaked or was mailed twice is dead.
+      this.db
+        .prepare('UPDATE enrollments SET replaced_at = ? WHERE device = ? AND used_at IS NULL AND replaced_at IS NULL')
+        .run(enrollment.createdAt, enrollment.device);
+      this.insertEnrollment(enrollment);
+    });
   }
 
   async getEnrollment(id: string): Promise<EnrollmentRecord | undefined> {
@@ -334,7 +341,7 @@ export class SqliteStore implements Store {
     try {
       return this.withAudit(audit, () => {
         const used = this.db
-          .prepare('UPDATE enrollments SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?')
+          .prepare('UPDATE enrollments SET used_at = ? WHERE id = ? AND used_at IS NULL AND replaced_at IS NULL AND expires_at > ?')
           .run(now, id, now);
         if (used.changes !== 1) throw new NoRowError();
         const row = this.db.prepare('SELECT device FROM enrollments WHERE id = ?').get(id) as Row;
