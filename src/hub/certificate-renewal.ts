@@ -59,7 +59,9 @@ export class CertificateRenewal {
     const now = this.options.clock.now();
     const why = serverCertificateDue(this.current.cert, this.current.key, this.options.hosts, now);
     if (!why) return false;
-    const renewed = await writeServerCertificate(this.options.dataDir, this.options.hosts, { notBefore: now - 60_000, notAfter: now + SERVER_CERTIFICATE_LIFETIME_MS });
+    // Peers check the dates on their own clocks: never date a certificate after the wall clock.
+    const from = Math.min(now, Date.now()) - 60_000;
+    const renewed = await writeServerCertificate(this.options.dataDir, this.options.hosts, { notBefore: from, notAfter: from + SERVER_CERTIFICATE_LIFETIME_MS });
     this.current = renewed;
     this.apply?.(renewed);
     this.options.logger.info({ reason: why }, 'renewed the hub server certificate (same CA: pins hold)');

@@ -102,18 +102,18 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   let tlsCreated = false;
   const tls = options.tlsCertFile && options.tlsKeyFile
     ? loadUserTls(options.tlsCertFile, options.tlsKeyFile)
-    : await ensureHubPki(dataDir, publicHosts, clock.now()).then((t) => {
+    : await ensureHubPki(dataDir, publicHosts).then((t) => {
         tlsCreated = t.created;
         return t;
       });
   // The hub's own certificate is renewed before it expires (or names the wrong host), at
   // start and daily; an operator's --tls-cert is the operator's to renew.
-  const renewal = options.tlsCertFile ? undefined : new CertificateRenewal({ dataDir, hosts: publicHosts, clock, logger }, tls);
+  const renewal = options.tlsCertFile && options.tlsKeyFile ? undefined : new CertificateRenewal({ dataDir, hosts: publicHosts, clock, logger }, tls);
   await renewal?.check();
 
   // The pin agents and clients get (enrollment tokens, start-up output): the CA, or with a
   // certificate from a public CA the server's own public key.
-  if (config.server.advertisedPin === 'spki' && !options.tlsCertFile) {
+  if (config.server.advertisedPin === 'spki' && renewal) {
     throw new DrawbridgeError('CONFIG_INVALID', "server.advertisedPin: spki needs --tls-cert and --tls-key; the hub's own certificate is pinned by its CA");
   }
   const pin = config.server.advertisedPin === 'spki' ? tls.keyPin : tls.caPin;
