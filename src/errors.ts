@@ -70,6 +70,7 @@ export const ERRORS = {
   TARGET_CLOSED: { status: 502, closeCode: 4505, message: 'the target closed the connection' },
   STREAM_IDLE: { status: 408, closeCode: 4435, message: 'the stream was idle longer than the limit' },
   STREAM_TOO_LONG: { status: 408, closeCode: 4436, message: 'the stream reached its maximum duration' },
+  TOO_MANY_OPEN_REQUESTS: { status: 429, closeCode: 4437, message: 'too many access requests are waiting for review' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

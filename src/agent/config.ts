@@ -8,6 +8,7 @@ import { dump as stringifyYaml, load as parseYaml } from 'js-yaml';
 import { z } from 'zod';
 import { durationSchema, issuesText, nameSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
+import { isCanonicalPin } from '../protocol/pins.js';
 import { writeFileAtomic } from '../util/files.js';
 
 const duration = durationSchema;
@@ -35,7 +36,8 @@ const target = z.string().refine((t) => {
 export const AgentDeviceSchema = z.strictObject({
   name: nameSchema,
   hubUrl: z.url({ protocol: /^https$/ }),
-  caPin: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256: followed by 64 hex digits'),
+  /** The hub's pin, in its canonical form: sha256:HEX (its CA) or spki:sha256:BASE64 (its public key). */
+  caPin: z.string().refine(isCanonicalPin, 'must be sha256: followed by 64 hex digits, or spki:sha256: and a base64 key hash'),
   /** The one place this device's streams may go, whatever the hub asks. */
   target,
   /** Private key file, relative to the config file's directory */

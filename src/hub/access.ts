@@ -64,12 +64,18 @@ export class AccessService {
       grantEndsAt: null,
       endedAt: null,
     };
-    await this.store.createAccessRequest(request, {
-      actor: principal.name,
-      action: 'access.request',
-      device,
-      details: { request: request.id, durationMs, reason: request.reason },
-    });
+    const maxPending = this.config.access.maxPendingRequestsPerPrincipal;
+    const created = await this.store.createAccessRequest(
+      request,
+      { actor: principal.name, action: 'access.request', device, details: { request: request.id, durationMs, reason: request.reason } },
+      maxPending,
+    );
+    if (!created) {
+      throw new DrawbridgeError(
+        'TOO_MANY_OPEN_REQUESTS',
+        `"${principal.name}" already has ${maxPending} access requests waiting for review; wait for them to be reviewed or expire`,
+      );
+    }
     this.notify('access.requested', request);
 
     const policy = this.config.access.autoApprove.find(
@@ -183,36 +189,29 @@ export class AccessService {
   }
 
   /**
-   * Ends every live grant and pending request of a principal or device being removed.
-   * Grants match by name, so without this a new user or device given the same name would
-   * inherit them.
+   * Announces the requests and grants a removal ended (the store ended them in the removal's
+   * own transaction): one summary webhook event, not one per request.
    */
-  async revokeAll(actor: Principal, filter: { principal: string } | { device: string }, why: string): Promise<number> {
-    const now = this.now();
-    let revokedCount = 0;
-    for (const status of ['approved', 'pending'] as const) {
-      for (const request of await this.store.listAccessRequests({ ...filter, status, notEnded: true, limit: 10_000 })) {
-        if (status === 'approved' && (request.endedAt !== null || (request.grantEndsAt ?? 0) <= now)) continue;
-        const revoked = await this.store.transitionAccessRequest(
-          request.id,
-          status,
-          { status: 'revoked', endedAt: now },
-          { actor: actor.name, action: 'access.revoke', device: request.device, details: { request: request.id, principal: request.principal, reason: why } },
-        );
-        if (revoked) {
-          revokedCount++;
-          this.notify('access.revoked', revoked);
-        }
-      }
-    }
-    return revokedCount;
+  announceBulkRevocation(ended: readonly AccessRequestRecord[], reason: string): void {
+    if (ended.length === 0) return;
+    this.webhook.fire('access.bulk_revoked', { reason, count: ended.length, requests: ended.slice(0, 1000).map((r) => r.id) });
   }
 
-  /** The grant that lets `principal` reach `device` now, if any. */
+  /**
+   * The grant that lets `principal` reach `device` now, if any. A grant counts only if it is
+   * younger than both the device and the principal: whatever a removed device or user of
+   * the same name held is never inherited, even if it was somehow left open.
+   */
   async activeGrant(principal: string, device: string): Promise<AccessRequestRecord | undefined> {
-    const grants = await this.store.listAccessRequests({ principal, device, activeAt: this.now(), limit: 10 });
+    const [grants, deviceRecord, holder] = await Promise.all([
+      this.store.listAccessRequests({ principal, device, activeAt: this.now(), limit: 10 }),
+      this.store.getDevice(device),
+      this.store.getPrincipal(principal),
+    ]);
+    if (!deviceRecord || !holder) return undefined;
+    const born = Math.max(deviceRecord.createdAt, holder.createdAt);
     // Prefer the grant that lasts longest.
-    return grants.sort((a, b) => (b.grantEndsAt ?? 0) - (a.grantEndsAt ?? 0))[0];
+    return grants.filter((g) => g.createdAt >= born).sort((a, b) => (b.grantEndsAt ?? 0) - (a.grantEndsAt ?? 0))[0];
   }
 
   private async expire(request: AccessRequestRecord): Promise<void> {
@@ -225,24 +224,21 @@ export class AccessService {
     if (expired) this.notify('access.expired', expired);
   }
 
-  /** Expires unreviewed requests and records grants whose window closed. */
+  /**
+   * Expires unreviewed requests and records grants whose window closed (the relay ends their
+   * streams on its own). Each is one set-based statement over a partial index, at most
+   * SWEEP_BATCH rows a call, so a sweep with nothing due costs microseconds and one with a
+   * backlog never stalls the hub for long; the next sweep (500 ms later) takes the rest.
+   */
   async sweep(): Promise<void> {
     const now = this.now();
-    for (const request of await this.store.listAccessRequests({ status: 'pending', limit: 10_000 })) {
-      if (request.requestExpiresAt <= now) await this.expire(request);
-    }
-    for (const grant of await this.store.listAccessRequests({ status: 'approved', notEnded: true, limit: 10_000 })) {
-      if (grant.grantEndsAt !== null && grant.grantEndsAt <= now) {
-        await this.store.transitionAccessRequest(
-          grant.id,
-          'approved',
-          { endedAt: grant.grantEndsAt },
-          { actor: 'hub', action: 'access.grant_end', device: grant.device, details: { request: grant.id, principal: grant.principal } },
-        );
-      }
-    }
+    for (const expired of await this.store.expireAccessRequests(now, SWEEP_BATCH)) this.notify('access.expired', expired);
+    await this.store.endElapsedGrants(now, SWEEP_BATCH);
   }
 }
+
+/** Rows one sweep statement may change: about 15 ms of work with their audit records. */
+const SWEEP_BATCH = 500;
 
 /** The API view of a request: ISO times, a derived `active` flag. */
 export function publicAccessView(r: AccessRequestRecord, now = Date.now()): AccessView {

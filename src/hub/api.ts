@@ -22,8 +22,8 @@ import type { AuditView, DeviceView, SessionView, UserView } from '../protocol/a
 import { assertValidName } from '../util/names.js';
 import { nameSchema } from '../util/schemas.js';
 import { MAX_REASON_LENGTH, publicAccessView } from './access.js';
-import { clientAddress, readJson, sendJson, validate, type Params } from './http.js';
-import { ANONYMOUS, requireRole, type Principal } from './principals.js';
+import { clientAddress, MAX_ANONYMOUS_BODY_BYTES, MAX_BODY_BYTES, parseJson, readBody, sendJson, validate, type Params } from './http.js';
+import { ANONYMOUS, RESERVED_USER_NAMES, requireRole, type Principal } from './principals.js';
 import type { HubServices } from './services.js';
 
 const tagsSchema = z
@@ -54,7 +54,10 @@ export const EnrollBody = z.strictObject({
     signature: z.string().min(40).max(200),
   }),
 });
-export const CreateUserBody = z.strictObject({ name: nameSchema, role: z.enum(ROLES as [Role, ...Role[]]) });
+export const CreateUserBody = z.strictObject({
+  name: nameSchema.refine((name) => !RESERVED_USER_NAMES.has(name), 'is reserved: the hub writes it as an audit actor'),
+  role: z.enum(ROLES as [Role, ...Role[]]),
+});
 export const RotateBody = z.strictObject({ name: nameSchema.optional() });
 export const AccessRequestBody = z.strictObject({
   device: z.string().max(200),
@@ -252,8 +255,9 @@ export const ROUTES: RouteSpec[] = [
     method: 'DELETE', path: '/v1/devices/:name', summary: 'Remove a virtual device (ends its link and streams)', roles: ['admin'],
     handle: async (s, { res, params, principal }) => {
       const device = await requireDevice(s, params['name'] as string);
-      await s.store.removeDevice(device.name, { actor: principal.name, action: 'device.remove', device: device.name });
-      await s.access.revokeAll(principal, { device: device.name }, `device "${device.name}" was removed`);
+      const ended = await s.store.removeDevice(device.name, { actor: principal.name, action: 'device.remove', device: device.name });
+      if (!ended) throw new DrawbridgeError('UNKNOWN_DEVICE', `unknown device "${device.name}"`);
+      s.access.announceBulkRevocation(ended, `device "${device.name}" was removed`);
       s.registry.detach(device.name, 'DEVICE_REMOVED', `device "${device.name}" was removed by ${principal.name}`);
       s.relay.endWhere((st) => st.device === device.name, new DrawbridgeError('DEVICE_REMOVED'));
       sendJson(res, 200, { name: device.name, removed: true });
@@ -279,11 +283,16 @@ export const ROUTES: RouteSpec[] = [
     },
   },
   {
-    method: 'POST', path: '/v1/devices/:name/enrollments', summary: 'Issue a new enrollment token (re-enroll a device)', roles: ['admin'], body: EnrollmentBody,
+    method: 'POST', path: '/v1/devices/:name/enrollments', summary: 'Issue a new enrollment token (re-enroll a device); older unused tokens of the device stop working', roles: ['admin'], body: EnrollmentBody,
     handle: async (s, ctx) => {
       const device = await requireDevice(s, ctx.params['name'] as string);
       const { token, record } = await issueEnrollment(s, device.name, body<z.output<typeof EnrollmentBody>>(ctx).enrollmentTtlMs);
-      await s.store.createEnrollment(record, { actor: ctx.principal.name, action: 'device.enrollment_issued', device: device.name, details: { expiresAt: record.expiresAt } });
+      await s.store.createEnrollment(record, {
+        actor: ctx.principal.name,
+        action: 'device.enrollment_issued',
+        device: device.name,
+        details: { enrollment: record.id, expiresAt: record.expiresAt, replacesUnusedTokens: true },
+      });
       sendJson(ctx.res, 201, { name: device.name, enrollmentToken: token, expiresAt: new Date(record.expiresAt).toISOString() });
     },
   },
@@ -292,21 +301,22 @@ export const ROUTES: RouteSpec[] = [
     handle: async (s, ctx) => {
       const input = body<z.output<typeof EnrollBody>>(ctx);
       const source = clientAddress(ctx.req);
-      s.auth.checkLimit(source);
+      // The secret is checked first: a valid token is never refused because others failed
+      // from the same address; only a failing caller meets the failure budget.
       const enrollment = await s.store.getEnrollment(input.id);
       const valid = secretMatches(input.secret, enrollment?.secretHash ?? '0'.repeat(64)) && enrollment?.device === input.device;
       if (!enrollment || !valid) {
-        await s.auth.recordFailure(source, 'enrollment', 'forged or unknown enrollment token', input.device);
-        throw new DrawbridgeError('ENROLLMENT_INVALID', 'the enrollment token is not valid for this hub');
+        throw s.auth.refusal(source, 'enrollment', 'forged or unknown enrollment token', new DrawbridgeError('ENROLLMENT_INVALID', 'the enrollment token is not valid for this hub'), input.device);
       }
       const now = s.now();
       if (enrollment.usedAt !== null) {
-        await s.auth.recordFailure(source, 'enrollment', 'enrollment token reused', input.device);
-        throw new DrawbridgeError('ENROLLMENT_USED', 'the enrollment token was already used; issue a new one with "drawbridge devices enroll-token NAME"');
+        throw s.auth.refusal(source, 'enrollment', 'enrollment token reused', new DrawbridgeError('ENROLLMENT_USED', 'the enrollment token was already used; issue a new one with "drawbridge devices enroll-token NAME"'), input.device);
+      }
+      if (enrollment.replacedAt) {
+        throw s.auth.refusal(source, 'enrollment', 'enrollment token replaced', new DrawbridgeError('ENROLLMENT_EXPIRED', `a newer enrollment token for "${enrollment.device}" replaced this one at ${new Date(enrollment.replacedAt).toISOString()}; use the newest`), input.device);
       }
       if (enrollment.expiresAt <= now) {
-        await s.auth.recordFailure(source, 'enrollment', 'enrollment token expired', input.device);
-        throw new DrawbridgeError('ENROLLMENT_EXPIRED', `the enrollment token expired at ${new Date(enrollment.expiresAt).toISOString()}; issue a new one`);
+        throw s.auth.refusal(source, 'enrollment', 'enrollment token expired', new DrawbridgeError('ENROLLMENT_EXPIRED', `the enrollment token expired at ${new Date(enrollment.expiresAt).toISOString()}; issue a new one`), input.device);
       }
       const edge = await enrollingEdge(s, input, now);
       const ok = await s.store.completeEnrollment(
@@ -378,8 +388,9 @@ export const ROUTES: RouteSpec[] = [
         const admins = (await s.store.listPrincipals()).filter((p) => p.role === 'admin');
         if (admins.length <= 1) throw new DrawbridgeError('INVALID_STATE', `"${name}" is the last admin; add another admin first`);
       }
-      await s.store.removePrincipal(name, { actor: principal.name, action: 'user.remove', details: { user: name } });
-      await s.access.revokeAll(principal, { principal: name }, `user "${name}" was removed`);
+      const ended = await s.store.removePrincipal(name, { actor: principal.name, action: 'user.remove', details: { user: name } });
+      if (!ended) throw new DrawbridgeError('NOT_FOUND', `no user "${name}"`);
+      s.access.announceBulkRevocation(ended, `user "${name}" was removed`);
       const removed = new DrawbridgeError('PRINCIPAL_REMOVED', `access ended: user "${name}" was removed`);
       s.relay.endWhere((st) => st.principal === name, removed);
       s.clientLinks.closePrincipal(name, removed);
@@ -506,7 +517,13 @@ export const ROUTES: RouteSpec[] = [
   ...EDGE_ROUTES,
 ];
 
-/** Finds the route, authenticates, checks the role, validates the body, runs the handler. */
+/**
+ * Finds the route, then reads the whole (bounded) body, and only then authenticates, checks
+ * the role, validates the body and runs the handler. Authorization is decided when the
+ * action runs, not when the headers arrived: a body sent slowly cannot carry a request past
+ * the removal of its user or the rotation of its token. The check at the headers is only a
+ * gate, so that a caller without a valid token cannot make the hub buffer a body.
+ */
 export async function handleApi(services: HubServices, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
   const route = ROUTES.find((r) => r.method === req.method && matchPath(r.path, url.pathname) !== undefined);
   if (!route) {
@@ -515,13 +532,18 @@ export async function handleApi(services: HubServices, req: IncomingMessage, res
     return false;
   }
   const params = matchPath(route.path, url.pathname) as Params;
-  let principal: Principal = ANONYMOUS;
-  if (route.roles) {
-    principal = await services.auth.authenticate(req);
+  const authorize = async (): Promise<Principal> => {
+    if (!route.roles) return ANONYMOUS;
+    const principal = await services.auth.authenticate(req);
     requireRole(principal, route.roles, `${route.method} ${route.path}`);
-  }
+    return principal;
+  };
+  if (route.roles) await authorize();
+  // Unauthenticated routes take small bodies only: strangers cannot make the hub hold much.
+  const raw = await readBody(req, route.roles ? MAX_BODY_BYTES : MAX_ANONYMOUS_BODY_BYTES);
+  const principal = await authorize();
   const ctx: Ctx & { body?: unknown } = { req, res, params, url, principal };
-  if (route.body) ctx.body = await readJson(req, route.body);
+  if (route.body) ctx.body = parseJson(req, raw, route.body);
   await route.handle(services, ctx);
   return true;
 }

@@ -7,27 +7,99 @@ import { load as parseYaml } from 'js-yaml';
 import { z } from 'zod';
 import { durationSchema, issuesText, sizeSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
+import { parseCidr } from './client-address.js';
 
 const duration = durationSchema;
 
 const tagValue = z.string().min(1).max(128);
 
+const cidrSchema = z.string().superRefine((text, ctx) => {
+  try {
+    parseCidr(text);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
 export const HubConfigSchema = z.strictObject({
+  server: z
+    .strictObject({
+      /**
+       * The request line and headers must arrive within this. Authentication and the action
+       * run only once the whole request is in, so a slow sender only delays itself; these
+       * bounds keep a slow or silent sender from holding a socket (and its memory) for long.
+       */
+      headersTimeout: duration.pipe(z.number().min(1000, 'at least 1s').max(300_000, 'at most 5m')).prefault('10s'),
+      /** The whole request, body included, must arrive within this (HTTP 408 otherwise). */
+      requestTimeout: duration.pipe(z.number().min(1000, 'at least 1s').max(300_000, 'at most 5m')).prefault('20s'),
+      /**
+       * Reverse proxies in front of the hub (addresses or CIDR ranges). For a connection from
+       * one of them the client is the right-most X-Forwarded-For hop that is not a trusted
+       * proxy; nobody else's X-Forwarded-For is believed. Empty: the socket peer is the client.
+       */
+      trustedProxies: z.array(cidrSchema).max(1000).default([]),
+      /** A connection that sends no request within this after its TLS handshake is closed. */
+      firstRequestTimeout: duration.pipe(z.number().min(1000, 'at least 1s').max(300_000, 'at most 5m')).prefault('10s'),
+      /**
+       * Concurrent connections, in total and per source address (trusted proxies are not
+       * capped per address): beyond these a new connection is closed at once, so one address
+       * cannot take the sockets and memory that agents and operators need.
+       */
+      maxConnections: z.number().int().min(1).max(1_000_000).default(16_384),
+      maxConnectionsPerAddress: z.number().int().min(1).max(1_000_000).default(256),
+      /**
+       * The pin the hub prints and puts in enrollment tokens. `ca`: the CA (with --tls-cert,
+       * the last certificate of the chain file). `spki`: the public key of the --tls-cert
+       * certificate, for a certificate from a public CA (agents and clients then check the
+       * chain against their system roots, the host name, and the key).
+       */
+      advertisedPin: z.enum(['ca', 'spki']).default('ca'),
+    })
+    .superRefine((server, ctx) => {
+      if (server.headersTimeout > server.requestTimeout) {
+        ctx.addIssue({ code: 'custom', path: ['headersTimeout'], message: 'must not be longer than server.requestTimeout' });
+      }
+    })
+    .prefault({}),
   access: z
     .strictObject({
       /** The longest grant anyone may request */
       maxDuration: duration.prefault('8h'),
       /** How long a request may wait for review before it expires */
       requestTtl: duration.prefault('1h'),
+      /**
+       * Requests one principal may have waiting for review at once (429 TOO_MANY_OPEN_REQUESTS
+       * beyond): one user cannot flood the approvers' queue, the sweeps or the store.
+       */
+      maxPendingRequestsPerPrincipal: z.number().int().min(1).max(10_000).default(20),
       autoApprove: z
         .array(
-          z.strictObject({
-            /** Every tag listed must match the device's tags */
-            tags: z.record(z.string().min(1).max(64), tagValue),
-            maxDuration: duration,
-          }),
+          z
+            .strictObject({
+              /** Every tag listed must match the device's tags */
+              tags: z.record(z.string().min(1).max(64), tagValue).default({}),
+              /** A rule for every device must say so: an empty tag list is refused, not read as "all". */
+              matchAll: z.boolean().optional(),
+              maxDuration: duration,
+            })
+            .superRefine((rule, ctx) => {
+              const tagged = Object.keys(rule.tags).length > 0;
+              if (!tagged && rule.matchAll !== true) {
+                ctx.addIssue({ code: 'custom', path: ['tags'], message: 'a rule without tags would approve requests for every device: list tags, or say matchAll: true' });
+              }
+              if (tagged && rule.matchAll === true) {
+                ctx.addIssue({ code: 'custom', path: ['matchAll'], message: 'matchAll: true applies to every device; leave the tags out, or drop matchAll' });
+              }
+            }),
         )
         .default([]),
+    })
+    .superRefine((access, ctx) => {
+      access.autoApprove.forEach((rule, i) => {
+        if (rule.maxDuration > access.maxDuration) {
+          ctx.addIssue({ code: 'custom', path: ['autoApprove', i, 'maxDuration'], message: 'must not be longer than access.maxDuration' });
+        }
+      });
     })
     .prefault({}),
   webhook: z
@@ -82,6 +154,14 @@ export const HubConfigSchema = z.strictObject({
       authTimeout: duration.prefault('10s'),
       /** Failed authentications per source address per minute before answering 429. */
       authFailuresPerMinute: z.number().int().min(1).max(100_000).default(20),
+      /**
+       * Failed authentications are audited as one record per source address and kind per
+       * window, with a count: a flood from rotating addresses adds at most
+       * authFailureAuditSources + 1 records a window instead of one per attempt.
+       */
+      authFailureAuditWindow: duration.pipe(z.number().min(1000, 'at least 1s').max(3_600_000, 'at most 1h')).prefault('1m'),
+      /** Distinct sources audited one by one per window; the rest share one overflow record. */
+      authFailureAuditSources: z.number().int().min(1).max(100_000).default(256),
       /** Links are pinged this often; a link silent for two intervals is cut (dead peers found within 30 s). */
       pingInterval: duration.pipe(z.number().min(100, 'at least 100ms').max(600_000, 'at most 10m')).prefault('10s'),
     })

@@ -8,6 +8,8 @@ import { DrawbridgeError } from '../errors.js';
 import { describeIssues, issuesText } from '../util/schemas.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
+/** Routes that take no token (agent enrollment) need about 1 KiB. */
+export const MAX_ANONYMOUS_BODY_BYTES = 8 * 1024;
 
 export type Params = Record<string, string>;
 
@@ -30,26 +32,22 @@ export function sendError(res: ServerResponse, error: DrawbridgeError, headers: 
   sendJson(res, error.status, { error: error.toJSON() }, headers);
 }
 
-export async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) {
-    throw new DrawbridgeError('PAYLOAD_TOO_LARGE', `request body is larger than ${MAX_BODY_BYTES} bytes`);
-  }
+/** Reads the whole body, refusing it as soon as it grows past `maxBytes`. */
+export async function readBody(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promise<Buffer> {
+  const tooLarge = (): DrawbridgeError => new DrawbridgeError('PAYLOAD_TOO_LARGE', `request body is larger than ${maxBytes} bytes`);
+  if (Number(req.headers['content-length'] ?? 0) > maxBytes) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) {
-      throw new DrawbridgeError('PAYLOAD_TOO_LARGE', `request body is larger than ${MAX_BODY_BYTES} bytes`);
-    }
+    if (size > maxBytes) throw tooLarge();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
 }
 
-/** Reads and validates a JSON body; every issue is reported at once with its path. */
-export async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
-  const raw = await readBody(req);
+/** Parses and validates a JSON body already read; every issue is reported at once with its path. */
+export function parseJson<T>(req: IncomingMessage, raw: Buffer, schema: z.ZodType<T>): T {
   let parsed: unknown = {};
   if (raw.length > 0) {
     const type = req.headers['content-type'] ?? '';
@@ -71,9 +69,7 @@ export function validate<T>(schema: z.ZodType<T>, value: unknown, where: string)
   throw new DrawbridgeError('VALIDATION_FAILED', issuesText(result.error, where), { details: describeIssues(result.error, where) });
 }
 
-export function clientAddress(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
-}
+export { clientAddress } from './client-address.js';
 
 /** The token of an `Authorization: Bearer ...` header, or undefined. */
 export function bearerToken(req: IncomingMessage): string | undefined {

@@ -20,16 +20,21 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { AuditAnchor } from '../audit/anchor.js';
 import { AccessService } from './access.js';
+import { AuditAggregator } from './audit-aggregator.js';
 import { LocalDeviceBus } from './bus.js';
 import { handleApi } from './api.js';
-import { ensureHubPki, loadUserTls } from './certificates.js';
+import { CertificateRenewal } from './certificate-renewal.js';
+import { ensureHubPki, loadUserTls, serverContextOptions } from './certificates.js';
 import { defaultHubConfig, loadHubConfigFile, type HubConfig } from './config.js';
+import { TrustedProxies, trustProxiesOn } from './client-address.js';
 import { ClientLinks } from './client-links.js';
+import { ConnectionGuard } from './connection-guard.js';
 import { EdgeRegistry } from './edge-registry.js';
-import { clientAddress, sendError, sendJson } from './http.js';
+import { tightenDataDir, warnIfConfigReadable } from './file-modes.js';
+import { bearerToken, clientAddress, sendError, sendJson } from './http.js';
 import { HubMetrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
-import { PrincipalAuth, requireRole } from './principals.js';
+import { ANONYMOUS, PrincipalAuth, requireRole } from './principals.js';
 import { AuthFailureLimiter } from './rate-limiter.js';
 import { Relay } from './relay.js';
 import type { HubServices } from './services.js';
@@ -86,8 +91,11 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const logger = options.logger ?? createLogger('hub');
   const clock = options.clock ?? systemClock;
   const now = (): number => clock.now();
+  tightenDataDir(dataDir, logger);
   const hubYaml = options.configFile ?? join(dataDir, 'hub.yaml');
-  const config = options.config ?? (options.configFile || existsSync(hubYaml) ? loadHubConfigFile(hubYaml) : defaultHubConfig());
+  const fromFile = !options.config && (Boolean(options.configFile) || existsSync(hubYaml));
+  const config = options.config ?? (fromFile ? loadHubConfigFile(hubYaml) : defaultHubConfig());
+  if (fromFile) warnIfConfigReadable(hubYaml, config, logger);
   const host = options.host ?? '0.0.0.0';
   const requestedPort = options.port ?? 8443;
 
@@ -99,6 +107,17 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
         tlsCreated = t.created;
         return t;
       });
+  // The hub's own certificate is renewed before it expires (or names the wrong host), at
+  // start and daily; an operator's --tls-cert is the operator's to renew.
+  const renewal = options.tlsCertFile && options.tlsKeyFile ? undefined : new CertificateRenewal({ dataDir, hosts: publicHosts, clock, logger }, tls);
+  await renewal?.check();
+
+  // The pin agents and clients get (enrollment tokens, start-up output): the CA, or with a
+  // certificate from a public CA the server's own public key.
+  if (config.server.advertisedPin === 'spki' && renewal) {
+    throw new DrawbridgeError('CONFIG_INVALID', "server.advertisedPin: spki needs --tls-cert and --tls-key; the hub's own certificate is pinned by its CA");
+  }
+  const pin = config.server.advertisedPin === 'spki' ? tls.keyPin : tls.caPin;
 
   const store: Store = new SqliteStore({ path: join(dataDir, 'drawbridge.db'), now });
   const orphaned = await store.closeOrphanedSessions(now(), 'hub restarted');
@@ -120,12 +139,19 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
 
   const metrics = new HubMetrics();
   const limiter = new AuthFailureLimiter(config.limits.authFailuresPerMinute, now);
-  const auth = new PrincipalAuth(store, limiter, metrics, logger);
+  const failureAudit = new AuditAggregator({
+    windowMs: config.limits.authFailureAuditWindow,
+    maxKeys: config.limits.authFailureAuditSources,
+    clock,
+    write: (entry) => store.appendAudit(entry),
+    onError: (error) => logger.error({ err: error }, 'could not audit failed authentications'),
+  });
+  const auth = new PrincipalAuth(store, limiter, metrics, logger, failureAudit);
   const relay = new Relay(store, config, metrics, logger, clock);
   const webhook = new WebhookSender(config.webhook, logger);
   const access = new AccessService(store, config, relay, webhook, logger, now);
-  const registry = new EdgeRegistry(store, config, tls.caPin, relay, metrics, logger, {
-    onAuthFailure: (source, kind, subject, reason) => void auth.recordFailure(source, kind, reason, kind === 'device' ? subject : undefined),
+  const registry = new EdgeRegistry(store, config, pin, relay, metrics, logger, {
+    onAuthFailure: (source, kind, subject, reason) => auth.recordFailure(source, kind, reason, kind === 'device' ? subject : undefined),
   }, clock, VERSION);
   const bus = new LocalDeviceBus(registry);
   const anchor = new AuditAnchor(dataDir, store, tls.caPin, clock, logger, (checkpoint) => webhook.fire('audit.checkpoint', { ...checkpoint }));
@@ -137,7 +163,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const services: HubServices = {
     store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth, anchor,
     publicUrl: options.publicUrl ?? '',
-    caPin: tls.caPin,
+    caPin: pin,
     caPem: tls.caPem,
     version: VERSION,
     now,
@@ -148,6 +174,13 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     const url = new URL(req.url ?? '/', 'https://hub.invalid');
     const run = async (): Promise<void> => {
       if (req.method === 'GET' && url.pathname === '/healthz') {
+        // Anyone may learn that the hub is up; its version and counts are operational
+        // intelligence, for admin and auditor tokens only.
+        const caller = bearerToken(req) ? await auth.authenticate(req) : ANONYMOUS;
+        if (caller.role !== 'admin' && caller.role !== 'auditor') {
+          sendJson(res, 200, { status: 'ok' });
+          return;
+        }
         sendJson(res, 200, { status: 'ok', version: VERSION, edgesOnline: registry.edgeCount, devicesOnline: registry.size, activeStreams: relay.size, auditHeadOk: anchor.status.ok });
         return;
       }
@@ -188,21 +221,33 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
 
   const server: Server = createServer(
     {
-      cert: tls.cert,
-      key: tls.key,
-      minVersion: 'TLSv1.2',
+      ...serverContextOptions(renewal?.tls ?? tls),
       // A TLS handshake that stalls is cut, so idle sockets cannot pile up.
       handshakeTimeout: 10_000,
-      requestTimeout: 30_000,
-      headersTimeout: 15_000,
+      headersTimeout: config.server.headersTimeout,
+      requestTimeout: config.server.requestTimeout,
+      // Node checks those two bounds only this often (30 s by default): check every second.
+      connectionsCheckingInterval: 1000,
       keepAliveTimeout: 65_000,
     },
     onRequest,
   );
+  renewal?.start((renewed) => server.setSecureContext(serverContextOptions(renewed)));
   server.on('tlsClientError', () => undefined);
   // Upgraded sockets leave the HTTP server's books: track every socket for the final cut.
   const openSockets = new Set<Duplex>();
+  const trustedProxies = new TrustedProxies(config.server.trustedProxies);
+  new ConnectionGuard({
+    maxConnections: config.server.maxConnections,
+    maxConnectionsPerAddress: config.server.maxConnectionsPerAddress,
+    firstRequestTimeoutMs: config.server.firstRequestTimeout,
+    trustedProxies,
+    clock,
+    metrics,
+    onFirstRequestTimeout: (source) => auth.recordFailure(source, 'connection', 'no request after the TLS handshake'),
+  }).attach(server);
   server.on('secureConnection', (socket: Duplex) => {
+    trustProxiesOn(socket, trustedProxies);
     openSockets.add(socket);
     socket.once('close', () => openSockets.delete(socket));
   });
@@ -264,26 +309,26 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
 
   // Requests expire unreviewed (grants end on time in the relay's own sweep).
   let sweeping = false;
-  const accessTimer = setInterval(() => {
+  // Every timer goes through the clock, so tests drive expiry and sweeps with a ManualClock.
+  const accessTimer = clock.setInterval(() => {
     if (sweeping) return;
     sweeping = true;
     access.sweep().catch((error: unknown) => logger.error({ err: error }, 'access sweep failed')).finally(() => {
       sweeping = false;
     });
   }, 500);
-  const limiterTimer = setInterval(() => limiter.sweep(), 60_000);
-  const maintainTimer = setInterval(() => void store.maintain().catch((error: unknown) => logger.warn({ err: error }, 'store upkeep failed')), 3_600_000);
+  const limiterTimer = clock.setInterval(() => limiter.sweep(), 60_000);
+  const maintainTimer = clock.setInterval(() => void store.maintain().catch((error: unknown) => logger.warn({ err: error }, 'store upkeep failed')), 3_600_000);
   for (const t of [accessTimer, limiterTimer, maintainTimer]) t.unref();
 
-  logger.info({ url: `https://${listenHost}:${port}`, publicUrl: services.publicUrl, caPin: tls.caPin, dataDir }, 'hub listening');
+  logger.info({ url: `https://${listenHost}:${port}`, publicUrl: services.publicUrl, caPin: pin, dataDir }, 'hub listening');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      clearInterval(accessTimer);
-      clearInterval(limiterTimer);
-      clearInterval(maintainTimer);
+      for (const t of [accessTimer, limiterTimer, maintainTimer]) clock.clearInterval(t);
       relay.stop();
+      renewal?.stop();
       // Stage 1: stop accepting. Stage 2: end streams and links. Stage 3: cut what is left.
       const serverClosed = new Promise<void>((r) => server.close(() => r()));
       const shuttingDown = new DrawbridgeError('HUB_SHUTTING_DOWN');
@@ -295,6 +340,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
       for (const socket of openSockets) socket.destroy();
       await serverClosed;
       await anchor.stop().catch((error: unknown) => logger.warn({ err: error }, 'could not record the audit head at shutdown'));
+      await failureAudit.close();
       await webhook.flush().catch(() => undefined);
       await services.bus.close();
       await store.close();
@@ -306,7 +352,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     url: `https://${listenHost === '0.0.0.0' || listenHost === '[::]' ? '127.0.0.1' : listenHost}:${port}`,
     publicUrl: services.publicUrl,
     port,
-    caPin: tls.caPin,
+    caPin: pin,
     caPem: tls.caPem,
     dataDir,
     ...(bootstrapAdminToken ? { bootstrapAdminToken } : {}),

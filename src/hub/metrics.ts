@@ -17,6 +17,12 @@ export class HubMetrics {
     registers: [this.registry],
   });
   readonly auditHeadBehind = new Gauge({ name: 'drawbridge_audit_head_behind', help: '1 when the database lacks the audit head this hub recorded (records removed or rewritten)', registers: [this.registry] });
+  readonly connectionsClosed = new Counter({
+    name: 'drawbridge_connections_closed_total',
+    help: 'Connections the hub closed before a request: over_total_cap, over_address_cap, first_request_timeout',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly authFailures = new Counter({ name: 'drawbridge_auth_failures_total', help: 'Failed authentications by kind', labelNames: ['kind'], registers: [this.registry] });
 
   constructor() {

@@ -11,6 +11,7 @@ import type { Logger } from '../util/logger.js';
 import { bearerToken, clientAddress } from './http.js';
 import type { HubMetrics } from './metrics.js';
 import type { AuthFailureLimiter } from './rate-limiter.js';
+import type { AuditAggregator } from './audit-aggregator.js';
 
 export interface Principal {
   name: string;
@@ -21,62 +22,67 @@ export interface Principal {
 
 export const ANONYMOUS: Principal = Object.freeze({ name: 'anonymous', role: 'anonymous', tokenId: '' });
 
+/**
+ * Names the hub itself writes as audit actors. No user may take one, or their actions
+ * would read in the audit log as the hub's own. (Actors with ":" or "@", such as
+ * "device:NAME" and "anonymous@ADDRESS", cannot be user names at all.)
+ */
+export const RESERVED_USER_NAMES: ReadonlySet<string> = new Set(['hub', 'policy', 'anonymous', 'system']);
+
 export class PrincipalAuth {
   constructor(
     private readonly store: Store,
     private readonly limiter: AuthFailureLimiter,
     private readonly metrics: HubMetrics,
     private readonly logger: Logger,
+    /** Failed authentications go to the audit log through this: one record per source and kind per window. */
+    private readonly failures: AuditAggregator,
   ) {}
 
-  /** Refuses a source that is over its failure budget (429 with Retry-After). */
+  /**
+   * Refuses a source that is over its failure budget (429 with Retry-After). Only for a caller
+   * that cannot prove anything yet (an agent link before its challenge); every other path
+   * checks the credential first and asks for a refusal() when it fails.
+   */
   checkLimit(source: string): void {
     const retryAfter = this.limiter.retryAfterSeconds(source);
-    if (retryAfter > 0) {
-      throw new DrawbridgeError('RATE_LIMITED', `too many failed authentication attempts from ${source}; retry in ${retryAfter}s`, {
-        details: { retryAfterSeconds: retryAfter },
-      });
-    }
+    if (retryAfter > 0) throw rateLimited(source, retryAfter);
   }
 
-  /** Records a failed authentication: metric, log and audit (fail closed is not needed for a refusal). */
-  async recordFailure(source: string, kind: string, reason: string, device?: string): Promise<void> {
+  /**
+   * Counts a failed authentication: the metric, the source's failure budget, and the
+   * aggregated audit record (strangers cannot grow the audit log one record per attempt).
+   * The first failure of a source and kind in a window is logged; the rest are counted.
+   */
+  recordFailure(source: string, kind: string, reason: string, device?: string): void {
     this.metrics.authFailures.inc({ kind });
-    const tripped = this.limiter.recordFailure(source);
-    this.logger.warn({ source, kind, reason, device }, 'authentication failed');
-    try {
-      await this.store.appendAudit({
-        actor: `anonymous@${source}`,
-        action: 'auth.failure',
-        device: device ?? null,
-        details: { source, kind, reason },
-      });
-      if (tripped) {
-        await this.store.appendAudit({
-          actor: 'hub',
-          action: 'auth.rate_limited',
-          details: { source, kind, windowSeconds: 60 },
-        });
-      }
-    } catch (error) {
-      this.logger.error({ err: error }, 'could not audit an authentication failure');
+    const budgetUsed = this.limiter.recordFailure(source);
+    const sample = { actor: `anonymous@${source}`, device: device ?? null, details: { source, kind } };
+    if (this.failures.record('auth.failure', `${kind} ${source}`, sample, reason)) {
+      this.logger.warn({ source, kind, reason, device }, 'authentication failed (more failures of this source are counted, audited once a window)');
     }
+    if (budgetUsed) this.failures.record('auth.rate_limited', source, { actor: 'hub', details: { source, kind, windowSeconds: 60 } });
   }
 
+  /** A credential failed: counts it and returns the error to throw: `error`, or 429 once the source is over its budget. */
+  refusal(source: string, kind: string, reason: string, error: DrawbridgeError, device?: string): DrawbridgeError {
+    const retryAfter = this.limiter.retryAfterSeconds(source);
+    this.recordFailure(source, kind, reason, device);
+    return retryAfter === 0 ? error : rateLimited(source, retryAfter);
+  }
+
+  /**
+   * The caller's principal. The token is verified before the failure budget is looked at: a
+   * valid token is never refused because others failed from the same address.
+   */
   async authenticate(req: IncomingMessage): Promise<Principal> {
-    const source = clientAddress(req);
-    this.checkLimit(source);
     const token = bearerToken(req);
+    const principal = token ? await this.verifyToken(token) : undefined;
+    if (principal) return { name: principal.name, role: principal.role, tokenId: principal.tokenId };
     if (!token) {
-      await this.recordFailure(source, 'api', 'no bearer token');
-      throw new DrawbridgeError('UNAUTHENTICATED', 'authentication required: send "Authorization: Bearer <token>" (see drawbridge login)');
+      throw this.refusal(clientAddress(req), 'api', 'no bearer token', new DrawbridgeError('UNAUTHENTICATED', 'authentication required: send "Authorization: Bearer <token>" (see drawbridge login)'));
     }
-    const principal = await this.verifyToken(token);
-    if (!principal) {
-      await this.recordFailure(source, 'api', 'invalid token');
-      throw new DrawbridgeError('UNAUTHENTICATED', 'the token is invalid, rotated or belongs to a removed user');
-    }
-    return { name: principal.name, role: principal.role, tokenId: principal.tokenId };
+    throw this.refusal(clientAddress(req), 'api', 'invalid token', new DrawbridgeError('UNAUTHENTICATED', 'the token is invalid, rotated or belongs to a removed user'));
   }
 
   private async verifyToken(token: string): Promise<PrincipalRecord | undefined> {
@@ -89,6 +95,12 @@ export class PrincipalAuth {
     const ok = secretMatches(parsed.secret, record?.tokenHash ?? '0'.repeat(64));
     return ok ? record : undefined;
   }
+}
+
+function rateLimited(source: string, retryAfterSeconds: number): DrawbridgeError {
+  return new DrawbridgeError('RATE_LIMITED', `too many failed authentication attempts from ${source}; retry in ${retryAfterSeconds}s`, {
+    details: { retryAfterSeconds },
+  });
 }
 
 const ROLE_TEXT: Record<Role, string> = { admin: 'admin', operator: 'operator', approver: 'approver', auditor: 'auditor' };

@@ -1,10 +1,12 @@
 /**
- * Failed-authentication limiter per source address: a fixed one-minute window. Once a
- * source exceeds the limit it gets 429 with Retry-After until its window ends, and only
- * the first refusal of a window is audited (an attacker cannot flood the audit log).
+ * Failed-authentication limiter per source address: a fixed one-minute window. It counts
+ * failures only, and is consulted only for a caller that has just failed: a valid credential
+ * is never refused because of someone else's failures from the same address (a NAT, an
+ * office egress, a reverse proxy). A source over its budget is answered 429 with Retry-After
+ * instead of 401 until its window ends, which slows guessing and bounds what it costs us.
  */
 export class AuthFailureLimiter {
-  private readonly windows = new Map<string, { start: number; failures: number; trippedLogged: boolean }>();
+  private readonly windows = new Map<string, { start: number; failures: number }>();
   private readonly windowMs = 60_000;
 
   constructor(
@@ -12,7 +14,7 @@ export class AuthFailureLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Seconds to wait, or 0 when the source may try. */
+  /** Seconds to wait, or 0 when the source is within its budget. */
   retryAfterSeconds(source: string): number {
     const entry = this.windows.get(source);
     if (!entry) return 0;
@@ -24,23 +26,19 @@ export class AuthFailureLimiter {
     return entry.failures >= this.maxFailures ? Math.ceil((this.windowMs - elapsed) / 1000) : 0;
   }
 
-  /** Records a failure; returns true when this failure trips the limit (worth auditing once). */
+  /** Records a failure; returns true when this failure uses up the budget. */
   recordFailure(source: string): boolean {
     const now = this.now();
     let entry = this.windows.get(source);
     if (!entry || now - entry.start >= this.windowMs) {
-      entry = { start: now, failures: 0, trippedLogged: false };
+      entry = { start: now, failures: 0 };
       this.windows.set(source, entry);
     }
     entry.failures++;
-    if (entry.failures >= this.maxFailures && !entry.trippedLogged) {
-      entry.trippedLogged = true;
-      return true;
-    }
-    return false;
+    return entry.failures === this.maxFailures;
   }
 
-  /** Drop expired windows so the map stays bounded by active attackers. */
+  /** Drop expired windows so the map stays bounded by active failing sources. */
   sweep(): void {
     const now = this.now();
     for (const [source, entry] of this.windows) {

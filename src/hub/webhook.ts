@@ -7,7 +7,7 @@ import { createHmac } from 'node:crypto';
 import type { Logger } from '../util/logger.js';
 import type { HubConfig } from './config.js';
 
-export type WebhookEvent = 'access.requested' | 'access.approved' | 'access.denied' | 'access.expired' | 'access.revoked' | 'audit.checkpoint';
+export type WebhookEvent = 'access.requested' | 'access.approved' | 'access.denied' | 'access.expired' | 'access.revoked' | 'access.bulk_revoked' | 'audit.checkpoint';
 
 export function signWebhookBody(secret: string, body: string): string {
   return 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');

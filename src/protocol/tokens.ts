@@ -4,6 +4,7 @@
  * the secret's hash in constant time (no timing oracle on the lookup itself).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { isCanonicalPin } from './pins.js';
 import { DrawbridgeError } from '../errors.js';
 
 const API_TOKEN = /^dbp_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -76,7 +77,7 @@ export function decodeEnrollmentToken(token: string): EnrollmentTokenBody {
     r === null || typeof r !== 'object' || r['v'] !== 1 ||
     typeof r['h'] !== 'string' || typeof r['p'] !== 'string' || typeof r['d'] !== 'string' ||
     typeof r['i'] !== 'string' || typeof r['s'] !== 'string' ||
-    !/^sha256:[0-9a-f]{64}$/.test(r['p']) || !/^[0-9a-f]{16}$/.test(r['i'])
+    !isCanonicalPin(r['p']) || !/^[0-9a-f]{16}$/.test(r['i'])
   ) {
     throw new DrawbridgeError('ENROLLMENT_INVALID', 'the enrollment token is corrupted (missing or malformed fields)');
   }

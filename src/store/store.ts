@@ -49,6 +49,8 @@ export interface EnrollmentRecord {
   createdAt: number;
   expiresAt: number;
   usedAt: number | null;
+  /** When a newer enrollment token for the device replaced this one unused (it no longer works). */
+  replacedAt?: number | null;
 }
 
 export interface PrincipalRecord {
@@ -153,14 +155,20 @@ export interface Store {
   getDevice(name: string): Promise<DeviceRecord | undefined>;
   listDevices(): Promise<DeviceRecord[]>;
   setDeviceEnabled(name: string, enabled: boolean, audit: AuditEntry): Promise<boolean>;
-  removeDevice(name: string, audit: AuditEntry): Promise<boolean>;
+  /**
+   * Removes the device and, in the same transaction, ends every pending request and open
+   * grant for it (one `access.revoke` record each, by the remover): nothing outlives its
+   * device. Returns the requests it ended, or undefined when there was no such device.
+   */
+  removeDevice(name: string, audit: AuditEntry): Promise<AccessRequestRecord[] | undefined>;
   /** Connection facts; not an auditable action on its own. */
   touchDevice(name: string, facts: { lastSeenAt: number; agentVersion?: string; remoteAddress?: string }): Promise<void>;
+  /** Stores a new enrollment token; in the same transaction every older unused one of the device is replaced (stops working). */
   createEnrollment(enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void>;
   getEnrollment(id: string): Promise<EnrollmentRecord | undefined>;
   /**
    * Atomically marks the enrollment used and stores the device key, if and only if the
-   * enrollment is unused and unexpired at `now`. Returns false when it lost that race.
+   * enrollment is unused, not replaced and unexpired at `now`. Returns false when it lost that race.
    */
   completeEnrollment(id: string, publicKey: string, now: number, audit: AuditEntry, edge?: EdgeRecord): Promise<boolean>;
   devicesOfEdge(edgeId: string): Promise<DeviceRecord[]>;
@@ -179,11 +187,16 @@ export interface Store {
   getPrincipal(name: string): Promise<PrincipalRecord | undefined>;
   getPrincipalByTokenId(tokenId: string): Promise<PrincipalRecord | undefined>;
   listPrincipals(): Promise<PrincipalRecord[]>;
-  removePrincipal(name: string, audit: AuditEntry): Promise<boolean>;
+  /** Removes the principal and ends its pending requests and open grants, as removeDevice does. */
+  removePrincipal(name: string, audit: AuditEntry): Promise<AccessRequestRecord[] | undefined>;
   setPrincipalToken(name: string, tokenId: string, tokenHash: string, now: number, audit: AuditEntry): Promise<boolean>;
 
   // access requests and grants
-  createAccessRequest(request: AccessRequestRecord, audit: AuditEntry): Promise<void>;
+  /**
+   * Stores a new pending request, unless its principal already has `maxPending` pending
+   * requests that have not expired (checked in the same transaction): returns false then.
+   */
+  createAccessRequest(request: AccessRequestRecord, audit: AuditEntry, maxPending?: number): Promise<boolean>;
   getAccessRequest(id: string): Promise<AccessRequestRecord | undefined>;
   listAccessRequests(query: AccessQuery): Promise<AccessRequestRecord[]>;
   /**
@@ -196,6 +209,13 @@ export interface Store {
     changes: Partial<AccessRequestRecord>,
     audit: AuditEntry,
   ): Promise<AccessRequestRecord | undefined>;
+  /**
+   * Expires pending requests whose review time ran out at `now`, the `batch` that expired
+   * first, in one statement and one transaction with an `access.expire` record each.
+   */
+  expireAccessRequests(now: number, batch: number): Promise<AccessRequestRecord[]>;
+  /** Marks grants whose window closed by `now` as ended (`access.grant_end` each), like expireAccessRequests. */
+  endElapsedGrants(now: number, batch: number): Promise<AccessRequestRecord[]>;
 
   // sessions (one per stream)
   openSession(session: SessionRecord, audit: AuditEntry): Promise<void>;

@@ -37,7 +37,7 @@ export function hubCommand(): Command {
       const bound = host.includes(':') ? `[${host}]` : host;
       out.write(`drawbridge hub listening on https://${bound}:${hub.port} (public URL ${hub.publicUrl})\n`);
       out.write(`data directory: ${hub.dataDir}\n`);
-      out.write(`CA pin: ${hub.caPin}\n`);
+      out.write(`${hub.caPin.startsWith('spki:') ? 'key pin' : 'CA pin'}: ${hub.caPin}\n`);
       if (hub.bootstrapAdminToken) {
         out.write(`\nadmin token (shown once; also kept in ${hub.adminTokenFile}, mode 0600):\n  ${hub.bootstrapAdminToken}\n`);
         out.write(`\nlog in with:\n  drawbridge login --hub ${hub.publicUrl} --token ${hub.bootstrapAdminToken} --ca-pin ${hub.caPin}\n`);

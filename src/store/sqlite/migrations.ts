@@ -106,4 +106,12 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE devices ADD COLUMN edge_id TEXT REFERENCES edges(id) ON DELETE SET NULL;
   CREATE INDEX devices_edge ON devices(edge_id);
   `,
+  // 3: access sweeps and revocations by index (set-based, no scans); enrollments a newer one replaced
+  `
+  CREATE INDEX access_pending_expiry ON access_requests(request_expires_at) WHERE status = 'pending';
+  CREATE INDEX access_open_grants ON access_requests(grant_ends_at) WHERE status = 'approved' AND ended_at IS NULL;
+  CREATE INDEX access_open_by_principal ON access_requests(principal, status) WHERE ended_at IS NULL;
+  CREATE INDEX access_open_by_device ON access_requests(device, status) WHERE ended_at IS NULL;
+  ALTER TABLE enrollments ADD COLUMN replaced_at INTEGER;
+  `,
 ];

@@ -68,6 +68,7 @@ function toEnrollment(r: Row): EnrollmentRecord {
     createdAt: num(r['created_at']),
     expiresAt: num(r['expires_at']),
     usedAt: numOrNull(r['used_at']),
+    replacedAt: numOrNull(r['replaced_at']),
   };
 }
 
@@ -389,17 +390,33 @@ export class SqliteStore implements Store {
     }
   }
 
-  async removeDevice(name: string, audit: AuditEntry): Promise<boolean> {
-    try {
-      return this.withAudit(audit, () => {
-        const result = this.db.prepare('DELETE FROM devices WHERE name = ?').run(name);
-        if (result.changes === 0) throw new NoRowError();
-        return true;
-      });
-    } catch (error) {
-      if (error instanceof NoRowError) return false;
-      throw error;
-    }
+  async removeDevice(name: string, audit: AuditEntry): Promise<AccessRequestRecord[] | undefined> {
+    return this.removeWithAccess('DELETE FROM devices WHERE name = ?', 'device', name, audit, `device "${name}" was removed`);
+  }
+
+  /**
+   * Deletes one row and, in the same transaction, ends every pending request and open grant
+   * that names it: one UPDATE by index, then one `access.revoke` record per request.
+   */
+  private removeWithAccess(sql: string, column: 'device' | 'principal', name: string, audit: AuditEntry, reason: string): AccessRequestRecord[] | undefined {
+    return this.db.transaction(() => {
+      if (this.db.prepare(sql).run(name).changes === 0) return undefined;
+      this.appendAuditSync(audit);
+      const now = this.now();
+      const ended = (
+        this.db
+          .prepare(
+            `UPDATE access_requests SET status = 'revoked', ended_at = ?
+             WHERE ${column} = ? AND ended_at IS NULL AND status IN ('pending', 'approved') AND (status = 'pending' OR grant_ends_at > ?)
+             RETURNING *`,
+          )
+          .all(now, name, now) as Row[]
+      ).map(toAccess);
+      for (const r of ended) {
+        this.appendAuditSync({ actor: audit.actor, action: 'access.revoke', device: r.device, details: { request: r.id, principal: r.principal, reason } });
+      }
+      return ended;
+    }).immediate();
   }
 
   async touchDevice(name: string, facts: { lastSeenAt: number; agentVersion?: string; remoteAddress?: string }): Promise<void> {
@@ -411,7 +428,13 @@ export class SqliteStore implements Store {
   }
 
   async createEnrollment(enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void> {
-    this.withAudit(audit, () => this.insertEnrollment(enrollment));
+    this.withAudit(audit, () => {
+      // Only the newest token can enroll: an older one that leaked or was mailed twice is dead.
+      this.db
+        .prepare('UPDATE enrollments SET replaced_at = ? WHERE device = ? AND used_at IS NULL AND replaced_at IS NULL')
+        .run(enrollment.createdAt, enrollment.device);
+      this.insertEnrollment(enrollment);
+    });
   }
 
   async getEnrollment(id: string): Promise<EnrollmentRecord | undefined> {
@@ -423,7 +446,7 @@ export class SqliteStore implements Store {
     try {
       return this.withAudit(audit, () => {
         const used = this.db
-          .prepare('UPDATE enrollments SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?')
+          .prepare('UPDATE enrollments SET used_at = ? WHERE id = ? AND used_at IS NULL AND replaced_at IS NULL AND expires_at > ?')
           .run(now, id, now);
         if (used.changes !== 1) throw new NoRowError();
         const row = this.db.prepare('SELECT device FROM enrollments WHERE id = ?').get(id) as Row;
@@ -522,16 +545,8 @@ export class SqliteStore implements Store {
     return (this.db.prepare('SELECT * FROM principals ORDER BY name').all() as Row[]).map(toPrincipal);
   }
 
-  async removePrincipal(name: string, audit: AuditEntry): Promise<boolean> {
-    try {
-      return this.withAudit(audit, () => {
-        if (this.db.prepare('DELETE FROM principals WHERE name = ?').run(name).changes === 0) throw new NoRowError();
-        return true;
-      });
-    } catch (error) {
-      if (error instanceof NoRowError) return false;
-      throw error;
-    }
+  async removePrincipal(name: string, audit: AuditEntry): Promise<AccessRequestRecord[] | undefined> {
+    return this.removeWithAccess('DELETE FROM principals WHERE name = ?', 'principal', name, audit, `user "${name}" was removed`);
   }
 
   async setPrincipalToken(name: string, tokenId: string, tokenHash: string, now: number, audit: AuditEntry): Promise<boolean> {
@@ -551,13 +566,24 @@ export class SqliteStore implements Store {
 
   // ---- access ----
 
-  async createAccessRequest(r: AccessRequestRecord, audit: AuditEntry): Promise<void> {
-    this.withAudit(audit, () => {
-      const columns = Object.values(ACCESS_COLUMNS);
-      this.db
-        .prepare(`INSERT INTO access_requests (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`)
-        .run(...(Object.keys(ACCESS_COLUMNS) as (keyof AccessRequestRecord)[]).map((k) => toSqlValue(r[k])));
-    });
+  async createAccessRequest(r: AccessRequestRecord, audit: AuditEntry, maxPending?: number): Promise<boolean> {
+    try {
+      return this.withAudit(audit, () => {
+        if (maxPending !== undefined) {
+          const open = this.cached(
+            "SELECT COUNT(*) AS n FROM access_requests WHERE principal = ? AND ended_at IS NULL AND status = 'pending' AND request_expires_at > ?",
+          ).get(r.principal, r.createdAt) as Row;
+          if (num(open['n']) >= maxPending) throw new NoRowError();
+        }
+        const columns = Object.values(ACCESS_COLUMNS);
+        this.cached(`INSERT INTO access_requests (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`)
+          .run(...(Object.keys(ACCESS_COLUMNS) as (keyof AccessRequestRecord)[]).map((k) => toSqlValue(r[k])));
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof NoRowError) return false;
+      throw error;
+    }
   }
 
   async getAccessRequest(id: string): Promise<AccessRequestRecord | undefined> {
@@ -610,6 +636,37 @@ export class SqliteStore implements Store {
       if (error instanceof NoRowError) return undefined;
       throw error;
     }
+  }
+
+  async expireAccessRequests(now: number, batch: number): Promise<AccessRequestRecord[]> {
+    return this.endAccessInBatch(
+      `UPDATE access_requests SET status = 'expired', ended_at = @now
+       WHERE id IN (SELECT id FROM access_requests WHERE status = 'pending' AND request_expires_at <= @now ORDER BY request_expires_at LIMIT @batch)
+       RETURNING *`,
+      now,
+      batch,
+      'access.expire',
+    );
+  }
+
+  async endElapsedGrants(now: number, batch: number): Promise<AccessRequestRecord[]> {
+    return this.endAccessInBatch(
+      `UPDATE access_requests SET ended_at = grant_ends_at
+       WHERE id IN (SELECT id FROM access_requests WHERE status = 'approved' AND ended_at IS NULL AND grant_ends_at <= @now ORDER BY grant_ends_at LIMIT @batch)
+       RETURNING *`,
+      now,
+      batch,
+      'access.grant_end',
+    );
+  }
+
+  /** One set-based UPDATE (by a partial index) and one hub audit record per row it changed, in one transaction. */
+  private endAccessInBatch(sql: string, now: number, batch: number, action: string): AccessRequestRecord[] {
+    return this.db.transaction(() => {
+      const rows = (this.cached(sql).all({ now, batch }) as Row[]).map(toAccess);
+      for (const r of rows) this.appendAuditSync({ actor: 'hub', action, device: r.device, details: { request: r.id, principal: r.principal } });
+      return rows;
+    }).immediate();
   }
 
   // ---- sessions ----
