@@ -14,12 +14,16 @@ import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { isValidName } from '../util/names.js';
 import type { AccessService } from './access.js';
+import type { AuditAggregator } from './audit-aggregator.js';
 import type { HubConfig } from './config.js';
 import type { DeviceBus } from './bus.js';
 import type { EdgeRegistry } from './edge-registry.js';
 import type { HubMetrics } from './metrics.js';
 import type { Principal } from './principals.js';
 import type { Relay } from './relay.js';
+
+/** Refusals of streams that had a session (and so their own audit records). */
+const sessionErrors = new WeakSet<DrawbridgeError>();
 
 export const HUB_CLIENT_CAPABILITIES = [BASE_CAPABILITY, 'streams'];
 
@@ -44,6 +48,8 @@ export class ClientLinks {
     private readonly logger: Logger,
     private readonly clock: Clock,
     private readonly version: string,
+    /** Refused stream attempts are audited aggregated: one record per user, device and reason per window. */
+    private readonly refusals?: AuditAggregator,
   ) {}
 
   get size(): number {
@@ -71,7 +77,12 @@ export class ClientLinks {
     this.metrics.clientLinks.set(this.count);
     link.peerCapabilities = new Set(HUB_CLIENT_CAPABILITIES);
     this.relay.adopt(link);
-    link.handle(StreamOpen, (body) => this.openStream(connection, body.stream, body.device));
+    link.handle(StreamOpen, (body) =>
+      this.openStream(connection, body.stream, body.device).catch((error: unknown) => {
+        this.auditRefusal(connection, body.device, error);
+        throw error;
+      }),
+    );
     link.send(Hello, {
       protocol: PROTOCOL_VERSION,
       hubVersion: this.version,
@@ -103,6 +114,21 @@ export class ClientLinks {
     for (const set of [...this.byPrincipal.values()]) {
       for (const connection of [...set]) connection.link.closeWithError(error);
     }
+  }
+
+  /**
+   * A stream refused before it existed (no grant, offline, limits, the edge's refusal) leaves
+   * an aggregated audit record; streams that opened have their own open and close records.
+   */
+  private auditRefusal(connection: ClientConnection, device: string, error: unknown): void {
+    if (!this.refusals || !(error instanceof DrawbridgeError) || error.code === 'CLIENT_DISCONNECTED' || sessionErrors.has(error)) return;
+    const name = isValidName(device) ? device : null;
+    this.refusals.record(
+      'stream.refused',
+      `${connection.principal.name} ${name ?? '-'} ${error.code}`,
+      { actor: connection.principal.name, device: name, details: { code: error.code, clientAddress: connection.source } },
+      error.code,
+    );
   }
 
   private async openStream(connection: ClientConnection, streamId: number, deviceName: string): Promise<ResultOf<typeof StreamOpen>> {
@@ -145,7 +171,12 @@ export class ClientLinks {
             agentLink: located.link,
           },
           (error, session) => {
-            if (error || !session) return reject(error ?? new DrawbridgeError('INTERNAL'));
+            if (error || !session) {
+              // The session existed: its open and close records tell this refusal already.
+              const refusal = error ?? new DrawbridgeError('INTERNAL');
+              sessionErrors.add(refusal);
+              return reject(refusal);
+            }
             resolve({
               session: session.id,
               device: session.device,

@@ -56,7 +56,8 @@ export interface EdgeConnection {
 }
 
 export interface EdgeRegistryEvents {
-  onAuthFailure(source: string, kind: string, subject: string | undefined, reason: string): void;
+  /** Counts a failed authentication; returns the error to answer with (429 once the source is over its budget). */
+  onAuthFailure(source: string, kind: string, subject: string | undefined, reason: string, error: DrawbridgeError): DrawbridgeError;
 }
 
 const DEVICE_AUTH_FAILED = (name: string): DrawbridgeError =>
@@ -154,7 +155,7 @@ export class EdgeRegistry {
       },
     });
     const refuse = (error: DrawbridgeError, kind: string | undefined, subject: string | undefined): never => {
-      if (kind) this.events.onAuthFailure(source, kind, subject, error.message);
+      if (kind) error = this.events.onAuthFailure(source, kind, subject, error.message, error);
       // Let the error reply go out first, then close with the same reason.
       setImmediate(() => link.closeWithError(error));
       throw error;
@@ -164,8 +165,7 @@ export class EdgeRegistry {
     const timer = this.clock.setTimeout(() => {
       if (authenticated) return;
       settle();
-      this.events.onAuthFailure(source, 'edge', undefined, 'no edge authentication within the time limit');
-      link.closeWithError(new DrawbridgeError('TIMEOUT', 'no authentication within the time limit'));
+      link.closeWithError(this.events.onAuthFailure(source, 'edge', undefined, 'no edge authentication within the time limit', new DrawbridgeError('TIMEOUT', 'no authentication within the time limit')));
     }, this.config.limits.authTimeout);
     timer.unref();
 
@@ -232,8 +232,8 @@ export class EdgeRegistry {
     for (const entry of body.devices) {
       const outcome = await this.attachOne(connection, entry, nonce, now);
       if (outcome) {
-        results.push({ name: entry.name, ok: false, code: outcome.code, message: outcome.message });
-        if (outcome.code === 'DEVICE_KEY_INVALID') this.events.onAuthFailure(connection.remoteAddress, 'device', entry.name, outcome.message);
+        const answer = outcome.code === 'DEVICE_KEY_INVALID' ? this.events.onAuthFailure(connection.remoteAddress, 'device', entry.name, outcome.message, outcome) : outcome;
+        results.push({ name: entry.name, ok: false, code: answer.code, message: answer.message });
       } else {
         results.push({ name: entry.name, ok: true });
       }

@@ -151,14 +151,14 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const webhook = new WebhookSender(config.webhook, logger);
   const access = new AccessService(store, config, relay, webhook, logger, now);
   const registry = new EdgeRegistry(store, config, pin, relay, metrics, logger, {
-    onAuthFailure: (source, kind, subject, reason) => auth.recordFailure(source, kind, reason, kind === 'device' ? subject : undefined),
+    onAuthFailure: (source, kind, subject, reason, error) => auth.refusal(source, kind, reason, error, kind === 'device' ? subject : undefined),
   }, clock, VERSION);
   const bus = new LocalDeviceBus(registry);
   const anchor = new AuditAnchor(dataDir, store, tls.caPin, clock, logger, (checkpoint) => webhook.fire('audit.checkpoint', { ...checkpoint }));
   metrics.auditHeadBehind.set((await anchor.checkHead()).ok ? 0 : 1);
   // The head file follows the newest record every minute; checkpoints as configured.
   anchor.start(60_000, config.audit.checkpointInterval);
-  const clientLinks = new ClientLinks(store, config, registry, bus, relay, access, metrics, logger, clock, VERSION);
+  const clientLinks = new ClientLinks(store, config, registry, bus, relay, access, metrics, logger, clock, VERSION, failureAudit);
 
   const services: HubServices = {
     store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth, anchor,
@@ -271,12 +271,9 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
       return;
     }
     if (url.pathname === '/v1/link/agent') {
-      try {
-        auth.checkLimit(source);
-      } catch (error) {
-        refuse(error as DrawbridgeError);
-        return;
-      }
+      // No failure-budget check here: an agent proves itself after the upgrade, and a valid
+      // edge is never refused because others failed from its address (a site's NAT); edge
+      // and device failures are counted there and answered 429 once over the budget.
       if (!registry.canAcceptHandshake()) {
         refuse(new DrawbridgeError('TOO_MANY_PENDING', 'too many agents are authenticating; retry shortly'));
         return;

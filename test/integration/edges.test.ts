@@ -147,7 +147,21 @@ describe('edges', { timeout: 60_000 }, () => {
     assert.equal((await device(h, 'victim')).online, false);
   });
 
-  it('disabling an edge ends its link and every stream of its devices, and refuses it', async () => {
+  it("an edge behind an address others failed from is not refused (a site's NAT)", async () => {
+    const { HubClient } = await import('../../src/client/hub-client.js');
+    const stranger = await HubClient.connect({ hubUrl: h.hub.url, token: 'dbp_0123456789abcdef_' + 'A'.repeat(43), caPin: h.hub.caPin }, { cacheDir: join(h.dir, 'stranger-ca') });
+    let limited = false;
+    for (let i = 0; i < 40 && !limited; i++) {
+      await stranger.request('GET', '/v1/devices').catch((e: DrawbridgeError) => (limited = e.code === 'RATE_LIMITED'));
+    }
+    stranger.close();
+    assert.ok(limited, 'the address is over its failure budget');
+    const config = await h.enroll('behind-nat', `127.0.0.1:${echo.port}`, { edgeName: 'nat-site' });
+    await h.startAgent(config);
+    assert.equal((await device(h, 'behind-nat')).online, true);
+  });
+
+    it('disabling an edge ends its link and every stream of its devices, and refuses it', async () => {
     const held = hold(h.admin, 'cell-b');
     await held.opened;
     await h.admin.request('POST', '/v1/edges/line-3/disable');

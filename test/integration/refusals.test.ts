@@ -43,7 +43,7 @@ describe('stream refusals', { timeout: 60_000 }, () => {
 
   before(async () => {
     hole = await blackhole();
-    h = await startHarness({ config: { limits: { maxPendingStreamsPerPrincipal: 3 } } });
+    h = await startHarness({ config: { limits: { maxPendingStreamsPerPrincipal: 3, authFailureAuditWindow: '1s' } } });
     echo = await echoServer();
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
@@ -113,6 +113,20 @@ describe('stream refusals', { timeout: 60_000 }, () => {
     assert.equal(await tryStream(h.admin, 'ok-dev'), 'open', 'another user is not affected');
     for (const s of stuck) await s.opened.catch(() => undefined);
     assert.equal(await tryStream(greedy.client, 'ok-dev'), 'open', 'once they time out, the user may open again');
+  });
+
+  it('refused attempts are audited, aggregated: one record per user, device and reason, with a count', async () => {
+    const intruder = await h.user('ivan', 'operator');
+    for (let i = 0; i < 5; i++) assert.equal(await tryStream(intruder.client, 'ok-dev'), 'NOT_AUTHORIZED');
+    let records: { actor: string; device: string | null; details: Record<string, unknown> }[] = [];
+    for (let i = 0; i < 500 && records.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      records = (await h.admin.request<{ records: typeof records }>('GET', '/v1/audit?action=stream.refused&actor=ivan')).records;
+    }
+    assert.equal(records.length, 1, 'one record for five refusals');
+    assert.equal(records[0]?.device, 'ok-dev');
+    assert.equal(records[0]?.details['count'], 5);
+    assert.equal(records[0]?.details['code'], 'NOT_AUTHORIZED');
   });
 
   it("the edge enforces the device's own stream cap: TOO_MANY_STREAMS", async () => {
