@@ -332,10 +332,16 @@ export class Link {
   /** Writes the gathered batch now. */
   private uncork(): void {
     if (this.batchBytes === 0) return;
-    const data = this.batch.length === 1 ? (this.batch[0] as Buffer) : Buffer.concat(this.batch, this.batchBytes);
+    const batch = this.batch;
     this.batch = [];
     this.batchBytes = 0;
-    this.socket.write(data);
+    if (batch.length === 1) {
+      this.socket.write(batch[0] as Buffer);
+      return;
+    }
+    this.socket.cork();
+    for (const buffer of batch) this.socket.write(buffer);
+    this.socket.uncork();
   }
 
   private flush(): void {

@@ -161,6 +161,8 @@ export interface SqliteStoreOptions {
 const BUSY_WAIT_IN_CALL_MS = 20;
 /** How long the store keeps retrying a locked database before it refuses the action. */
 const BUSY_GIVE_UP_MS = 5000;
+/** A deferred write (a stream's close record) waits at most this long for a commit to ride with. */
+const DEFERRED_COMMIT_MS = 10;
 /** Methods that are not retried on a locked database (they do not write, or run elsewhere). */
 const NOT_RETRIED = new Set<string>(['constructor', 'close', 'verifyAudit', 'withAudit']);
 
@@ -197,6 +199,7 @@ export class SqliteStore implements Store {
   /** Writes gathered for one group commit (see `grouped`). */
   private group: { run: () => void; resolve: () => void; reject: (error: unknown) => void; since?: number }[] = [];
   private groupScheduled = false;
+  private deferredTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SqliteStoreOptions) {
     const isNew = options.path !== ':memory:' && !existsSync(options.path);
@@ -257,19 +260,37 @@ export class SqliteStore implements Store {
    * commit instead of one each. Each caller's promise settles only once its write is
    * committed, so "no audit record, no stream" still holds. If the group fails, its writes
    * are retried one by one, so one bad write fails only itself.
+   *
+   * A `deferred` write (a stream's close record, last-seen times: nothing waits on them)
+   * rides along with the next prompt commit, or commits on its own within
+   * DEFERRED_COMMIT_MS: under a stream load a close costs no transaction of its own, and a
+   * stream's open is never delayed by one. Reads that could show them (sessions, audit)
+   * commit what is pending first, so they never miss a write that was already made.
    */
-  private grouped(run: () => void): Promise<void> {
+  private grouped(run: () => void, deferred = false): Promise<void> {
     return new Promise((resolve, reject) => {
       this.group.push({ run, resolve, reject });
-      if (!this.groupScheduled) {
+      if (this.groupScheduled) return;
+      if (!deferred) {
         this.groupScheduled = true;
         setImmediate(() => this.commitGroup());
+      } else if (!this.deferredTimer) {
+        this.deferredTimer = setTimeout(() => this.commitGroup(), DEFERRED_COMMIT_MS);
       }
     });
   }
 
+  /** Commits pending deferred writes now (before a read that could show them). */
+  private commitPending(): void {
+    if (this.group.length > 0 && !this.groupScheduled) this.commitGroup();
+  }
+
   private commitGroup(): void {
     this.groupScheduled = false;
+    if (this.deferredTimer) {
+      clearTimeout(this.deferredTimer);
+      this.deferredTimer = undefined;
+    }
     const group = this.group;
     if (group.length === 0) return;
     this.group = [];
@@ -424,7 +445,7 @@ export class SqliteStore implements Store {
       this.cached(
         'UPDATE devices SET last_seen_at = ?, agent_version = COALESCE(?, agent_version), remote_address = COALESCE(?, remote_address) WHERE name = ?',
       ).run(facts.lastSeenAt, facts.agentVersion ?? null, facts.remoteAddress ?? null, name);
-    });
+    }, true);
   }
 
   async createEnrollment(enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void> {
@@ -692,15 +713,17 @@ export class SqliteStore implements Store {
       )
         .run(facts.endedAt, facts.bytesToDevice, facts.bytesFromDevice, facts.closeReason, id);
       this.appendAuditSync(audit);
-    });
+    }, true);
   }
 
   async listSessions(q: { open?: boolean; limit: number }): Promise<SessionRecord[]> {
+    this.commitPending();
     const where = q.open === undefined ? '' : q.open ? 'WHERE ended_at IS NULL' : 'WHERE ended_at IS NOT NULL';
     return (this.db.prepare(`SELECT * FROM sessions ${where} ORDER BY started_at DESC LIMIT ?`).all(q.limit) as Row[]).map(toSession);
   }
 
   async closeOrphanedSessions(now: number, reason: string): Promise<number> {
+    this.commitPending();
     return this.db.transaction(() => {
       const open = (this.db.prepare('SELECT * FROM sessions WHERE ended_at IS NULL').all() as Row[]).map(toSession);
       for (const s of open) {
@@ -723,6 +746,7 @@ export class SqliteStore implements Store {
   }
 
   async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    this.commitPending();
     const where: string[] = [];
     const params: unknown[] = [];
     const filters: [unknown, string][] = [
@@ -747,14 +771,17 @@ export class SqliteStore implements Store {
   }
 
   async scanAudit(afterSeq: number, batchSize: number): Promise<AuditRecord[]> {
+    this.commitPending();
     return (this.db.prepare('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, batchSize) as Row[]).map(toAudit);
   }
 
   async countAudit(): Promise<number> {
+    this.commitPending();
     return num((this.db.prepare('SELECT COUNT(*) AS n FROM audit').get() as Row)['n']);
   }
 
   async verifyAudit(): Promise<ChainReport> {
+    this.commitPending();
     if (this.path === ':memory:') {
       // No file for a worker to open: verify here, yielding between batches.
       const verifier = new AuditChainVerifier();
