@@ -165,10 +165,21 @@ export class StreamEndpoint {
   private flushOutput(): void {
     if (this.outBytes === 0) return;
     const bytes = this.outBytes;
-    const data = this.outBatch.length === 1 ? (this.outBatch[0] as Buffer) : Buffer.concat(this.outBatch, bytes);
+    const batch = this.outBatch;
     this.outBatch = [];
     this.outBytes = 0;
-    this.local.output.write(data, () => this.onConsumed(bytes));
+    const output = this.local.output;
+    if (batch.length === 1 || bytes <= 4096) {
+      output.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, bytes), () => this.onConsumed(bytes));
+      return;
+    }
+    // A gathered write: the kernel takes the pieces as they are (no copy here); the last
+    // piece's callback says the whole batch was taken, as writes complete in order.
+    output.cork();
+    const last = batch.length - 1;
+    for (let i = 0; i < last; i++) output.write(batch[i] as Buffer);
+    output.write(batch[last] as Buffer, () => this.onConsumed(bytes));
+    output.uncork();
   }
 
   onCredit(bytes: number): void {

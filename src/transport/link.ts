@@ -54,6 +54,8 @@ import type { Logger } from '../util/logger.js';
 export const LINK_HIGH_WATER_BYTES = 256 * 1024;
 /** A batch this large is written at once rather than at the end of the I/O round. */
 const MAX_BATCH_BYTES = 128 * 1024;
+/** Batches up to this size are joined into one buffer before the write. */
+const SMALL_BATCH_BYTES = 4096;
 /** Bulk messages go only while the socket holds less than this. */
 const BULK_LOW_WATER_BYTES = 32 * 1024;
 /** Unknown message types are logged this many times per link, then counted silently. */
@@ -333,10 +335,14 @@ export class Link {
   private uncork(): void {
     if (this.batchBytes === 0) return;
     const batch = this.batch;
+    const bytes = this.batchBytes;
     this.batch = [];
     this.batchBytes = 0;
-    if (batch.length === 1) {
-      this.socket.write(batch[0] as Buffer);
+    // Small batches (control messages, interactive bytes) are joined here, which is cheaper
+    // than a gathered write; large ones go corked, so the bulk bytes are copied only once,
+    // into TLS records, and no large buffer is made here to outlive the write.
+    if (batch.length === 1 || bytes <= SMALL_BATCH_BYTES) {
+      this.socket.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, bytes));
       return;
     }
     this.socket.cork();

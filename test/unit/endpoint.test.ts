@@ -53,21 +53,25 @@ describe('stream endpoint', () => {
   });
 
   it('grants credit only as the local output takes bytes', async () => {
-    let release: (() => void) | undefined;
+    const held: (() => void)[] = [];
+    const release = (): void => {
+      // Releasing one write lets the stream hand over the next: release until none is held.
+      while (held.length > 0) (held.shift() as () => void)();
+    };
     const slow = new Writable({
       highWaterMark: 1024,
       write(_chunk, _enc, cb) {
-        release = cb; // holds every write until released
+        held.push(cb); // holds every write until released
       },
     });
     const { endpoint, hub, pair } = await setup(pairs, slow);
     endpoint.start();
     pair.hub.sendData(7, Buffer.alloc(16_000));
     pair.hub.sendData(7, Buffer.alloc(16_000));
-    await until(() => release !== undefined, 'a write pending');
+    await until(() => held.length > 0, 'a write pending');
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(hub.credit, 0, 'nothing consumed, nothing granted');
-    release?.();
+    release();
     await until(() => hub.credit === 32_000, 'credit for what was consumed');
   });
 
