@@ -39,6 +39,7 @@ import { AuthFailureLimiter } from './rate-limiter.js';
 import { Relay } from './relay.js';
 import type { HubServices } from './services.js';
 import { WebhookSender } from './webhook.js';
+import { openVault } from '../vault/open-vault.js';
 
 export interface HubOptions {
   dataDir: string;
@@ -137,6 +138,8 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     bootstrapAdminToken = token.token;
   }
 
+  const vault = await openVault({ dataDir, store, settings: config.vault, now, logger });
+
   const metrics = new HubMetrics();
   const limiter = new AuthFailureLimiter(config.limits.authFailuresPerMinute, now);
   const failureAudit = new AuditAggregator({
@@ -161,7 +164,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const clientLinks = new ClientLinks(store, config, registry, bus, relay, access, metrics, logger, clock, VERSION, failureAudit);
 
   const services: HubServices = {
-    store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth, anchor,
+    store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth, anchor, vault,
     publicUrl: options.publicUrl ?? '',
     caPin: pin,
     caPem: tls.caPem,
