@@ -58,9 +58,30 @@ export const AgentEdgeSchema = z.strictObject({
 });
 export type AgentEdgeConfig = z.output<typeof AgentEdgeSchema>;
 
+/** The local API for apps on this host: HTTP + JSON on a Unix domain socket (no TCP port). */
+export const LocalApiSchema = z.strictObject({
+  /** Socket path, relative to the config file's directory (default: agent.sock beside it). */
+  socket: z.string().min(1).max(100).default('agent.sock'),
+  /** 0600: only the agent's user; 0660: its group too (put app users in that group). */
+  mode: z.enum(['0600', '0660']).default('0600'),
+  /** App tokens (stored hashed), relative to the config file's directory. */
+  tokensFile: z.string().min(1).default('app-tokens.json'),
+});
+
+export const AgentSecretsSchema = z.strictObject({
+  /** The encrypted offline cache, relative to the config file's directory. */
+  cacheFile: z.string().min(1).default('secrets-cache.json'),
+  /** The cache key (mode 0600), relative to the config file's directory. */
+  cacheKeyFile: z.string().min(1).default('keys/cache.key'),
+  /** Local reads are reported to the hub this often, in batches. */
+  readReportInterval: duration.pipe(z.number().min(100, 'at least 100ms').max(3_600_000, 'at most 1h')).prefault('10s'),
+});
+
 export const AgentConfigSchema = z.strictObject({
   edge: AgentEdgeSchema.optional(),
   devices: z.array(AgentDeviceSchema).default([]),
+  localApi: LocalApiSchema.prefault({}),
+  secrets: AgentSecretsSchema.prefault({}),
   limits: z
     .strictObject({
       /** Connecting to the target gives up after this. */

@@ -41,3 +41,15 @@ export function secretsAllowedFor(edgeId: string, rules: readonly SecretAccessRu
   }
   return names;
 }
+
+/** Devices by the edge they are enrolled on. */
+export function groupDevicesByEdge<D extends DeviceFacts>(devices: readonly D[]): Map<string, D[]> {
+  const map = new Map<string, D[]>();
+  for (const device of devices) {
+    if (!device.edgeId) continue;
+    const list = map.get(device.edgeId) ?? [];
+    list.push(device);
+    map.set(device.edgeId, list);
+  }
+  return map;
+}

@@ -6,11 +6,11 @@
  * the listeners (delivery pushes them at once).
  */
 import { DrawbridgeError } from '../errors.js';
-import type { DeviceRecord, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import type { AccessKind, DeliveryRecord, SecretAccessRule, SecretRecord, SecretVersionRecord, VaultStore } from '../store/vault-store.js';
 import type { Logger } from '../util/logger.js';
 import { assertValidName } from '../util/names.js';
-import { edgesAllowed } from './access.js';
+import { edgesAllowed, groupDevicesByEdge } from './access.js';
 import { openVersion, rewrapVersion, sealVersion } from './envelope.js';
 import type { KeyEncryptionKey } from './key-encryption-key.js';
 import { assertSecretName, parseTagRule } from './names.js';
@@ -240,7 +240,7 @@ export class VaultService {
     const allowed = edgesAllowed(rules, devices);
     const held = new Map(deliveries.map((d) => [d.edgeId, d]));
     const wanted = deliverable.get(name) ?? null;
-    const devicesOf = groupDevices(devices);
+    const devicesOf = groupDevicesByEdge(devices);
     const entries: SecretStatusEntry[] = [];
     for (const edge of edges) {
       const delivery = held.get(edge.id);
@@ -248,7 +248,7 @@ export class VaultService {
       entries.push({
         edge: edge.name,
         edgeId: edge.id,
-        devices: devicesOf.get(edge.id) ?? [],
+        devices: (devicesOf.get(edge.id) ?? []).map((d) => d.name),
         version: delivery?.version ?? null,
         deliveredAt: delivery?.deliveredAt ?? null,
         lastReadAt: delivery?.lastReadAt ?? null,
@@ -292,15 +292,4 @@ export class VaultService {
     this.logger.info({ key: kekId, rewrapped, retired }, 'vault key-encryption key rotated');
     return { kekId, rewrapped, retired };
   }
-}
-
-export function groupDevices(devices: readonly DeviceRecord[]): Map<string, string[]> {
-  const map = new Map<string, string[]>();
-  for (const device of devices) {
-    if (!device.edgeId) continue;
-    const list = map.get(device.edgeId) ?? [];
-    list.push(device.name);
-    map.set(device.edgeId, list);
-  }
-  return map;
 }
