@@ -13,6 +13,11 @@ import { loadEdgeIdentity } from './identity.js';
 import { FileCacheKeyStore } from './vault/cache-key.js';
 import { EdgeSecrets } from './vault/edge-secrets.js';
 import { SecretCache } from './vault/secret-cache.js';
+import { AppTokenStore } from './vault/app-tokens.js';
+import { startLocalApi, type LocalApiHandle } from './vault/local-api.js';
+
+/** The agent CLI's own local API token, beside the config (mode 0600). */
+export const LOCAL_ADMIN_TOKEN_FILE = 'local-admin.token';
 
 export interface AgentOptions {
   configPath: string;
@@ -30,6 +35,8 @@ export interface AgentHandle {
   links(): EdgeLinkStatus[];
   /** Secrets held on this edge (the encrypted cache). */
   secrets: EdgeSecrets;
+  /** The local API for apps (Unix domain socket). */
+  localApi: LocalApiHandle;
   /** Resolves once every device has been online at least once (or rejects after timeoutMs). */
   waitOnline(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -53,6 +60,15 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     config.secrets.readReportInterval,
   );
   secrets.start();
+  const tokens = new AppTokenStore(local(config.localApi.tokensFile));
+  const localApi = await startLocalApi({
+    socketPath: local(config.localApi.socket),
+    mode: Number.parseInt(config.localApi.mode, 8),
+    tokens,
+    secrets,
+    adminTokenFile: local(LOCAL_ADMIN_TOKEN_FILE),
+    logger,
+  });
   const features = [secrets, ...(options.features ?? [])];
   // One link per hub: devices enrolled with the same hub (URL and pin) share it.
   const groups = new Map<string, AgentDeviceConfig[]>();
@@ -85,7 +101,9 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       }
     },
     secrets,
+    localApi,
     close: async () => {
+      await localApi.close();
       await secrets.stop();
       await Promise.all(links.map((l) => l.stop()));
     },

@@ -57,8 +57,4 @@ export function writeValue(value: Buffer, output: NodeJS.WriteStream = process.s
   output.write(value);
 }
 
-/** {"name","version","value"} with the value as text, or base64 with "encoding" when it is not UTF-8. */
-export function valueJson(name: string, version: number, value: Buffer): Record<string, unknown> {
-  const text = value.toString('utf8');
-  return Buffer.from(text, 'utf8').equals(value) ? { name, version, value: text } : { name, version, value: value.toString('base64'), encoding: 'base64' };
-}
+export { valueJson } from '../util/value-json.js';

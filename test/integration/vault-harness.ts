@@ -2,11 +2,12 @@
  * In-process harness for secrets: a real hub (restartable on the same port and data
  * directory), agents on real sockets, and helpers to wait for what an edge holds.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { load as parseYaml } from 'js-yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAgent, type AgentHandle } from '../../src/agent/agent.js';
-import { loadAgentConfig } from '../../src/agent/config.js';
+import { AgentConfigSchema } from '../../src/agent/config.js';
 import { enrollDevice } from '../../src/agent/enroll.js';
 import { HubClient } from '../../src/client/hub-client.js';
 import { parseHubConfig } from '../../src/hub/config.js';
@@ -21,7 +22,7 @@ export interface VaultWorld {
   restartHub(): Promise<void>;
   stopHub(): Promise<void>;
   enroll(device: string, options?: { configPath?: string; tags?: Record<string, string>; edgeName?: string }): Promise<string>;
-  startAgent(configPath: string, options?: { logger?: Logger }): Promise<AgentHandle>;
+  startAgent(configPath: string, options?: { logger?: Logger; overrides?: Record<string, unknown> }): Promise<AgentHandle>;
   put(name: string, value: string): Promise<number>;
   call<T>(method: string, path: string, body?: unknown): Promise<T>;
   status(name: string): Promise<SecretStatusView>;
@@ -85,7 +86,9 @@ export async function startVaultWorld(options: { config?: unknown } = {}): Promi
       return configPath;
     },
     startAgent: async (configPath, opts = {}) => {
-      const agent = await startAgent({ configPath, config: loadAgentConfig(configPath), logger: opts.logger ?? silentLogger() });
+      const raw = parseYaml(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+      const config = AgentConfigSchema.parse({ ...raw, ...opts.overrides });
+      const agent = await startAgent({ configPath, config, logger: opts.logger ?? silentLogger() });
       agents.push(agent);
       return agent;
     },
