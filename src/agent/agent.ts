@@ -14,6 +14,7 @@ import { FileCacheKeyStore } from './vault/cache-key.js';
 import { EdgeSecrets } from './vault/edge-secrets.js';
 import { SecretCache } from './vault/secret-cache.js';
 import { AppTokenStore } from './vault/app-tokens.js';
+import { FileRenderer } from './vault/file-renderer.js';
 import { startLocalApi, type LocalApiHandle } from './vault/local-api.js';
 
 /** The agent CLI's own local API token, beside the config (mode 0600). */
@@ -37,6 +38,8 @@ export interface AgentHandle {
   secrets: EdgeSecrets;
   /** The local API for apps (Unix domain socket). */
   localApi: LocalApiHandle;
+  /** Files rendered from secrets (`files:` in the config). */
+  files: FileRenderer;
   /** Resolves once every device has been online at least once (or rejects after timeoutMs). */
   waitOnline(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -60,6 +63,9 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     config.secrets.readReportInterval,
   );
   secrets.start();
+  // Files rendered from the cache at once: a restart with no hub still renders them.
+  const files = new FileRenderer(config.files, secrets, local, logger);
+  await files.start();
   const tokens = new AppTokenStore(local(config.localApi.tokensFile));
   const localApi = await startLocalApi({
     socketPath: local(config.localApi.socket),
@@ -102,6 +108,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     },
     secrets,
     localApi,
+    files,
     close: async () => {
       await localApi.close();
       await secrets.stop();
