@@ -63,7 +63,8 @@ export function secretsCommand(): Command {
         ['version', 'created', 'by', 'bytes', 'state'],
         detail.versions.map((v) => [v.version, shortTime(v.createdAt), v.createdBy, v.size, v.destroyedAt ? 'destroyed' : v.deletedAt ? 'deleted' : v.version === detail.currentVersion ? 'current' : 'kept']),
       );
-      process.stdout.write(`allowed: ${detail.rules.map((r) => `${r.kind} ${r.subject}`).join(', ') || '(no edge)'}\n`);
+      // Tag values are free text: quoted, so no control character reaches the terminal.
+      process.stdout.write(`allowed: ${detail.rules.map((r) => `${r.kind} ${JSON.stringify(r.subject)}`).join(', ') || '(no edge)'}\n`);
     },
   );
 
@@ -106,8 +107,8 @@ export function secretsCommand(): Command {
       if (opts.json) return printJson(result);
       process.stdout.write(
         verb === 'allow'
-          ? `${result.kind} ${result.subject} ${result.changed ? 'may now receive' : 'was already allowed'} "${result.name}"\n`
-          : `${result.kind} ${result.subject} no longer allowed "${result.name}"\n`,
+          ? `${result.kind} ${JSON.stringify(result.subject)} ${result.changed ? 'may now receive' : 'was already allowed'} "${result.name}"\n`
+          : `${result.kind} ${JSON.stringify(result.subject)} no longer allowed "${result.name}"\n`,
       );
     });
   }
