@@ -71,6 +71,13 @@ export const ERRORS = {
   STREAM_IDLE: { status: 408, closeCode: 4435, message: 'the stream was idle longer than the limit' },
   STREAM_TOO_LONG: { status: 408, closeCode: 4436, message: 'the stream reached its maximum duration' },
   TOO_MANY_OPEN_REQUESTS: { status: 429, closeCode: 4437, message: 'too many access requests are waiting for review' },
+  // vault and secret delivery (issue 7)
+  UNKNOWN_SECRET: { status: 404, closeCode: 4404, message: 'unknown secret' },
+  CAS_MISMATCH: { status: 409, closeCode: 4409, message: 'check-and-set failed: the current version is not the one given' },
+  SECRET_DELETED: { status: 410, closeCode: 4416, message: 'the secret version is deleted' },
+  SECRET_DESTROYED: { status: 410, closeCode: 4417, message: 'the secret version was destroyed' },
+  VAULT_KEY_UNAVAILABLE: { status: 503, closeCode: 1011, message: 'the vault key-encryption key is not available' },
+  DECRYPT_FAILED: { status: 500, closeCode: 4438, message: 'a ciphertext did not authenticate' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -10,6 +10,15 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { loadAgentConfig, resolveKeyPath, type AgentConfig, type AgentDeviceConfig } from './config.js';
 import { EdgeLink, type AgentFeature, type DeviceStatus, type EdgeLinkStatus } from './edge-link.js';
 import { loadEdgeIdentity } from './identity.js';
+import { FileCacheKeyStore } from './vault/cache-key.js';
+import { EdgeSecrets } from './vault/edge-secrets.js';
+import { SecretCache } from './vault/secret-cache.js';
+import { AppTokenStore } from './vault/app-tokens.js';
+import { FileRenderer } from './vault/file-renderer.js';
+import { startLocalApi, type LocalApiHandle } from './vault/local-api.js';
+
+/** The agent CLI's own local API token, beside the config (mode 0600). */
+export const LOCAL_ADMIN_TOKEN_FILE = 'local-admin.token';
 
 export interface AgentOptions {
   configPath: string;
@@ -25,6 +34,12 @@ export interface AgentHandle {
   /** Every hosted device, across hubs */
   status(): DeviceStatus[];
   links(): EdgeLinkStatus[];
+  /** Secrets held on this edge (the encrypted cache). */
+  secrets: EdgeSecrets;
+  /** The local API for apps (Unix domain socket). */
+  localApi: LocalApiHandle;
+  /** Files rendered from secrets (`files:` in the config). */
+  files: FileRenderer;
   /** Resolves once every device has been online at least once (or rejects after timeoutMs). */
   waitOnline(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -39,6 +54,28 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   }
   const edge = loadEdgeIdentity(resolveKeyPath(options.configPath, config.edge.keyFile), resolveKeyPath(options.configPath, config.edge.encryptionKeyFile));
   const caCache = join(dirname(options.configPath), 'ca');
+  const local = (file: string): string => resolveKeyPath(options.configPath, file);
+  const secrets = new EdgeSecrets(
+    edge,
+    new SecretCache(local(config.secrets.cacheFile), new FileCacheKeyStore(local(config.secrets.cacheKeyFile)), edge.id, logger),
+    clock,
+    logger,
+    config.secrets.readReportInterval,
+  );
+  secrets.start();
+  // Files rendered from the cache at once: a restart with no hub still renders them.
+  const files = new FileRenderer(config.files, secrets, local, logger);
+  await files.start();
+  const tokens = new AppTokenStore(local(config.localApi.tokensFile));
+  const localApi = await startLocalApi({
+    socketPath: local(config.localApi.socket),
+    mode: Number.parseInt(config.localApi.mode, 8),
+    tokens,
+    secrets,
+    adminTokenFile: local(LOCAL_ADMIN_TOKEN_FILE),
+    logger,
+  });
+  const features = [secrets, ...(options.features ?? [])];
   // One link per hub: devices enrolled with the same hub (URL and pin) share it.
   const groups = new Map<string, AgentDeviceConfig[]>();
   for (const device of config.devices) {
@@ -50,7 +87,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     const first = devices[0] as AgentDeviceConfig;
     // Trust is resolved from the local cache written at enrollment; the pin is checked again.
     const trust = await resolveTrust(first.hubUrl, first.caPin, caCache);
-    links.push(new EdgeLink(first.hubUrl, first.caPin, devices, edge, trust, config.limits, logger, clock, (d) => resolveKeyPath(options.configPath, d.keyFile), options.features ?? []));
+    links.push(new EdgeLink(first.hubUrl, first.caPin, devices, edge, trust, config.limits, logger, clock, (d) => resolveKeyPath(options.configPath, d.keyFile), features));
   }
   for (const link of links) link.start();
   logger.info({ edge: config.edge.name, devices: config.devices.map((d) => d.name), config: options.configPath }, 'agent started');
@@ -69,7 +106,12 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
         await new Promise((r) => setTimeout(r, 20));
       }
     },
+    secrets,
+    localApi,
+    files,
     close: async () => {
+      await localApi.close();
+      await secrets.stop();
       await Promise.all(links.map((l) => l.stop()));
     },
   };

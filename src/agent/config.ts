@@ -10,6 +10,8 @@ import { durationSchema, issuesText, nameSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
 import { isCanonicalPin } from '../protocol/pins.js';
 import { writeFileAtomic } from '../util/files.js';
+import { secretNameSchema } from '../vault/names.js';
+import { parseTemplate } from './vault/template.js';
 
 const duration = durationSchema;
 
@@ -58,9 +60,63 @@ export const AgentEdgeSchema = z.strictObject({
 });
 export type AgentEdgeConfig = z.output<typeof AgentEdgeSchema>;
 
+/** The local API for apps on this host: HTTP + JSON on a Unix domain socket (no TCP port). */
+export const LocalApiSchema = z.strictObject({
+  /** Socket path, relative to the config file's directory (default: agent.sock beside it). */
+  socket: z.string().min(1).max(100).default('agent.sock'),
+  /** 0600: only the agent's user; 0660: its group too (put app users in that group). */
+  mode: z.enum(['0600', '0660']).default('0600'),
+  /** App tokens (stored hashed), relative to the config file's directory. */
+  tokensFile: z.string().min(1).default('app-tokens.json'),
+});
+
+export const AgentSecretsSchema = z.strictObject({
+  /** The encrypted offline cache, relative to the config file's directory. */
+  cacheFile: z.string().min(1).default('secrets-cache.json'),
+  /** The cache key (mode 0600), relative to the config file's directory. */
+  cacheKeyFile: z.string().min(1).default('keys/cache.key'),
+  /** Local reads are reported to the hub this often, in batches. */
+  readReportInterval: duration.pipe(z.number().min(100, 'at least 100ms').max(3_600_000, 'at most 1h')).prefault('10s'),
+});
+
+/**
+ * A file rendered from secrets: one secret's value as is, or a small template of several
+ * ({{ secret "NAME" }}), written atomically with its mode and owner on every change, and an
+ * optional reload command run without a shell.
+ */
+export const AgentFileSchema = z
+  .strictObject({
+    /** Absolute, or relative to the config file's directory. */
+    path: z.string().min(1).max(4096).refine((p) => !p.includes('\0'), 'must not contain NUL'),
+    secret: secretNameSchema.optional(),
+    template: z.string().max(64 * 1024).optional(),
+    /** Octal, e.g. "0640" */
+    mode: z.string().regex(/^0?[0-7]{3}$/, 'must be an octal mode such as "0600"').default('0600'),
+    /** "user", "user:group", "uid" or "uid:gid" (changing the owner needs root) */
+    owner: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$|^\d+$|^([a-z_][a-z0-9_.-]{0,31}|\d+):([a-z_][a-z0-9_.-]{0,31}|\d+)$/, 'must be user, user:group, uid or uid:gid').optional(),
+    /** Run after the file changed: the program and its arguments, without a shell (no quoting, no expansion). */
+    reload: z.array(z.string().min(1).max(4096)).min(1).max(64).optional(),
+  })
+  .superRefine((file, ctx) => {
+    if ((file.secret === undefined) === (file.template === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['secret'], message: 'give exactly one of secret or template' });
+    }
+    if (file.template !== undefined) {
+      try {
+        parseTemplate(file.template);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', path: ['template'], message: (error as Error).message });
+      }
+    }
+  });
+export type AgentFileConfig = z.output<typeof AgentFileSchema>;
+
 export const AgentConfigSchema = z.strictObject({
   edge: AgentEdgeSchema.optional(),
   devices: z.array(AgentDeviceSchema).default([]),
+  localApi: LocalApiSchema.prefault({}),
+  secrets: AgentSecretsSchema.prefault({}),
+  files: z.array(AgentFileSchema).max(256).default([]),
   limits: z
     .strictObject({
       /** Connecting to the target gives up after this. */
@@ -95,6 +151,12 @@ export function loadAgentConfig(path: string, options: { allowMissing?: boolean 
   const result = AgentConfigSchema.safeParse(value ?? {});
   if (!result.success) {
     throw new DrawbridgeError('CONFIG_INVALID', `${path} is invalid: ${issuesText(result.error)}`);
+  }
+  const paths = new Set<string>();
+  for (const file of result.data.files) {
+    const full = resolveKeyPath(path, file.path);
+    if (paths.has(full)) throw new DrawbridgeError('CONFIG_INVALID', `${path} is invalid: files: ${file.path} is listed twice`);
+    paths.add(full);
   }
   const names = new Set<string>();
   for (const device of result.data.devices) {

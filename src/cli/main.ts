@@ -14,6 +14,7 @@ import { devicesCommand } from './commands/devices.js';
 import { edgesCommand } from './commands/edges.js';
 import { hubCommand } from './commands/hub.js';
 import { loginCommand } from './commands/login.js';
+import { secretsCommand } from './commands/secrets.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { tokensCommand, usersCommand } from './commands/users.js';
 
@@ -40,7 +41,7 @@ const program = new Command('drawbridge')
 
 for (const command of [
   demoCommand(), hubCommand(), loginCommand(), devicesCommand(), edgesCommand(), agentCommand(), connectCommand(), proxyCommand(),
-  sshCommand(), usersCommand(), tokensCommand(), accessCommand(), sessionsCommand(), auditCommand(),
+  sshCommand(), usersCommand(), tokensCommand(), accessCommand(), sessionsCommand(), auditCommand(), secretsCommand(),
 ]) {
   program.addCommand(command);
 }

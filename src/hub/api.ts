@@ -18,6 +18,7 @@ import { ROLES, type AuditRecord, type DeviceRecord, type EdgeRecord, type Role 
 import { edgeIdOf, enrollPayload } from '../protocol/identity.js';
 import { verifySignature } from './edge-registry.js';
 import { EDGE_ROUTES } from './routes/edges.js';
+import { SECRET_ROUTES } from './routes/secrets.js';
 import type { AuditView, DeviceView, SessionView, UserView } from '../protocol/api-types.js';
 import { assertValidName } from '../util/names.js';
 import { nameSchema } from '../util/schemas.js';
@@ -94,6 +95,8 @@ export interface RouteSpec {
   /** Roles allowed; undefined means unauthenticated */
   roles?: readonly Role[];
   body?: z.ZodType;
+  /** A larger body limit than MAX_BODY_BYTES (secret values), from the hub's settings. */
+  maxBodyBytes?: (services: HubServices) => number;
   handle: (services: HubServices, ctx: Ctx) => Promise<void>;
 }
 
@@ -515,6 +518,7 @@ export const ROUTES: RouteSpec[] = [
     },
   },
   ...EDGE_ROUTES,
+  ...SECRET_ROUTES,
 ];
 
 /**
@@ -540,7 +544,7 @@ export async function handleApi(services: HubServices, req: IncomingMessage, res
   };
   if (route.roles) await authorize();
   // Unauthenticated routes take small bodies only: strangers cannot make the hub hold much.
-  const raw = await readBody(req, route.roles ? MAX_BODY_BYTES : MAX_ANONYMOUS_BODY_BYTES);
+  const raw = await readBody(req, route.roles ? (route.maxBodyBytes?.(services) ?? MAX_BODY_BYTES) : MAX_ANONYMOUS_BODY_BYTES);
   const principal = await authorize();
   const ctx: Ctx & { body?: unknown } = { req, res, params, url, principal };
   if (route.body) ctx.body = parseJson(req, raw, route.body);

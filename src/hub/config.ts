@@ -120,6 +120,17 @@ export const HubConfigSchema = z.strictObject({
       checkpointInterval: duration.prefault('1h'),
     })
     .prefault({}),
+  vault: z
+    .strictObject({
+      /** Versions kept per secret; older ones are destroyed as new ones are written. */
+      maxVersions: z.number().int().min(1).max(1000).default(10),
+      /**
+       * The largest value a secret may hold. Every delivery carries the whole value in one
+       * control message, so the cap also bounds what an edge receives and caches.
+       */
+      maxValueBytes: sizeSchema.pipe(z.number().min(1, 'at least 1 byte').max(512 * 1024, 'at most 512KiB')).prefault('64KiB'),
+    })
+    .prefault({}),
   metrics: z
     .strictObject({
       /** /metrics needs an admin or auditor token unless this is true (e.g. a scraper on a private network). */

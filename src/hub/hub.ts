@@ -39,6 +39,8 @@ import { AuthFailureLimiter } from './rate-limiter.js';
 import { Relay } from './relay.js';
 import type { HubServices } from './services.js';
 import { WebhookSender } from './webhook.js';
+import { openVault } from '../vault/open-vault.js';
+import { SecretDelivery } from '../vault/delivery.js';
 
 export interface HubOptions {
   dataDir: string;
@@ -137,6 +139,8 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     bootstrapAdminToken = token.token;
   }
 
+  const vault = await openVault({ dataDir, store, settings: config.vault, now, logger });
+
   const metrics = new HubMetrics();
   const limiter = new AuthFailureLimiter(config.limits.authFailuresPerMinute, now);
   const failureAudit = new AuditAggregator({
@@ -153,6 +157,9 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const registry = new EdgeRegistry(store, config, pin, relay, metrics, logger, {
     onAuthFailure: (source, kind, subject, reason, error) => auth.refusal(source, kind, reason, error, kind === 'device' ? subject : undefined),
   }, clock, VERSION);
+  // Secret delivery rides on edge links: registered before any agent can connect.
+  const delivery = new SecretDelivery(vault, store, clock, logger);
+  registry.use(delivery);
   const bus = new LocalDeviceBus(registry);
   const anchor = new AuditAnchor(dataDir, store, tls.caPin, clock, logger, (checkpoint) => webhook.fire('audit.checkpoint', { ...checkpoint }));
   metrics.auditHeadBehind.set((await anchor.checkHead()).ok ? 0 : 1);
@@ -161,7 +168,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const clientLinks = new ClientLinks(store, config, registry, bus, relay, access, metrics, logger, clock, VERSION, failureAudit);
 
   const services: HubServices = {
-    store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth, anchor,
+    store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth, anchor, vault,
     publicUrl: options.publicUrl ?? '',
     caPin: pin,
     caPem: tls.caPem,
@@ -325,6 +332,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
     closing ??= (async () => {
       for (const t of [accessTimer, limiterTimer, maintainTimer]) clock.clearInterval(t);
       relay.stop();
+      delivery.stop();
       renewal?.stop();
       // Stage 1: stop accepting. Stage 2: end streams and links. Stage 3: cut what is left.
       const serverClosed = new Promise<void>((r) => server.close(() => r()));

@@ -11,6 +11,7 @@ import type { EdgeRegistry } from './edge-registry.js';
 import type { HubMetrics } from './metrics.js';
 import type { PrincipalAuth } from './principals.js';
 import type { Relay } from './relay.js';
+import type { VaultService } from '../vault/vault-service.js';
 
 export interface HubServices {
   store: Store;
@@ -24,6 +25,8 @@ export interface HubServices {
   relay: Relay;
   access: AccessService;
   auth: PrincipalAuth;
+  /** Secrets: the vault and its delivery to edges */
+  vault?: VaultService;
   publicUrl: string;
   caPin: string;
   caPem: string;

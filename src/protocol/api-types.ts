@@ -93,3 +93,68 @@ export interface UserView {
   createdAt: string;
   tokenCreatedAt: string;
 }
+
+/** A secret's metadata: never its value. */
+export interface SecretView {
+  name: string;
+  currentVersion: number;
+  /** The current version is neither deleted nor destroyed: edges allowed it hold it */
+  live: boolean;
+  versions: number;
+  rules: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SecretVersionView {
+  version: number;
+  createdAt: string;
+  createdBy: string;
+  size: number;
+  deletedAt: string | null;
+  destroyedAt: string | null;
+}
+
+export interface SecretRuleView {
+  kind: 'edge' | 'device' | 'tag';
+  /** edge name, device name, or key=value */
+  subject: string;
+  createdAt: string;
+  createdBy: string;
+}
+
+export interface SecretDetailView extends Omit<SecretView, 'versions' | 'rules'> {
+  versions: SecretVersionView[];
+  rules: SecretRuleView[];
+}
+
+export interface SecretStatusEdgeView {
+  edge: string;
+  /** Virtual devices the edge hosts */
+  devices: string[];
+  /** The version the edge acknowledged storing, or null */
+  version: number | null;
+  deliveredAt: string | null;
+  /** When an app on the edge last read it (reported in batches) */
+  lastReadAt: string | null;
+  reads: number;
+  allowed: boolean;
+  /** The version it should hold; equal to `version` once delivered */
+  wantedVersion: number | null;
+  online: boolean;
+}
+
+export interface SecretStatusView {
+  name: string;
+  currentVersion: number;
+  edges: SecretStatusEdgeView[];
+}
+
+/** A secret an edge holds (edges show). */
+export interface EdgeSecretView {
+  name: string;
+  version: number;
+  deliveredAt: string;
+  lastReadAt: string | null;
+  reads: number;
+}

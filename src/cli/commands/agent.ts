@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
 import { defaultAgentConfigPath } from '../../util/paths.js';
 import { onShutdownSignal } from '../signals.js';
+import { agentSecretsCommand, appTokenCommand } from './agent-secrets.js';
 
 export function agentCommand(): Command {
   const agent = new Command('agent').description(
@@ -48,5 +49,7 @@ export function agentCommand(): Command {
       const handle = await startAgent({ configPath: opts.config });
       onShutdownSignal(() => handle.close());
     });
+  agent.addCommand(appTokenCommand());
+  agent.addCommand(agentSecretsCommand());
   return agent;
 }

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { EdgeView } from '../../protocol/api-types.js';
+import type { EdgeSecretView, EdgeView } from '../../protocol/api-types.js';
 import { assertValidName } from '../../util/names.js';
 import { addHubFlags, withHub, type HubFlags } from '../context.js';
 import { printJson, printTable, shortTime } from '../output.js';
@@ -21,8 +21,13 @@ export function edgesCommand(): Command {
       assertValidName(name, 'edge name');
       const e = await withHub(opts, (c) => c.request<EdgeView & Record<string, unknown>>('GET', `/v1/edges/${name}`));
       if (opts.json) return printJson(e);
-      for (const [k, v] of Object.entries(e)) {
+      const { secrets, ...rest } = e as typeof e & { secrets?: EdgeSecretView[] };
+      for (const [k, v] of Object.entries(rest)) {
         process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(', ') || '-' : v === null ? '-' : String(v)}\n`);
+      }
+      if (secrets) {
+        process.stdout.write('secrets held:\n');
+        printTable(['secret', 'version', 'delivered', 'last read', 'reads'], secrets.map((x) => [x.name, x.version, shortTime(x.deliveredAt), shortTime(x.lastReadAt), x.reads]));
       }
     },
   );

@@ -4,6 +4,7 @@
  */
 import { DrawbridgeError } from '../../errors.js';
 import type { EdgeView } from '../../protocol/api-types.js';
+import { edgeSecretViews } from './secrets.js';
 import type { EdgeRecord } from '../../store/store.js';
 import { assertValidName } from '../../util/names.js';
 import { sendJson } from '../http.js';
@@ -57,10 +58,12 @@ export const EDGE_ROUTES: RouteSpec[] = [
   },
   {
     method: 'GET', path: '/v1/edges/:name', summary: 'Show one edge', roles: ['admin', 'operator', 'approver', 'auditor'],
-    handle: async (s, { res, params }) => {
+    handle: async (s, { res, params, principal }) => {
       const edge = await requireEdge(s, params['name'] as string);
       const devices = (await s.store.devicesOfEdge(edge.id)).map((d) => d.name);
-      sendJson(res, 200, { ...edgeView(s, edge, devices), signingKey: edge.signingKey, encryptionKey: edge.encryptionKey });
+      // The secrets it holds: vault metadata, for admins and auditors only.
+      const secrets = s.vault && (principal.role === 'admin' || principal.role === 'auditor') ? { secrets: edgeSecretViews(await s.vault.heldBy(edge.id)) } : {};
+      sendJson(res, 200, { ...edgeView(s, edge, devices), signingKey: edge.signingKey, encryptionKey: edge.encryptionKey, ...secrets });
     },
   },
   {

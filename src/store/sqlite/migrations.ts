@@ -114,4 +114,46 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX access_open_by_device ON access_requests(device, status) WHERE ended_at IS NULL;
   ALTER TABLE enrollments ADD COLUMN replaced_at INTEGER;
   `,
+  // 4: the vault (issue 7): secret versions sealed by envelope encryption (no value in clear),
+  // who may receive each secret, and what each edge holds (acknowledged deliveries)
+  `
+  CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    current_version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE secret_versions (
+    name TEXT NOT NULL REFERENCES secrets(name) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    kek_id TEXT,
+    wrapped_key BLOB,
+    ciphertext BLOB,
+    deleted_at INTEGER,
+    destroyed_at INTEGER,
+    PRIMARY KEY (name, version)
+  ) STRICT;
+  CREATE INDEX secret_versions_kek ON secret_versions(kek_id) WHERE kek_id IS NOT NULL;
+  CREATE TABLE secret_access (
+    name TEXT NOT NULL REFERENCES secrets(name) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('edge','device','tag')),
+    subject TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (name, kind, subject)
+  ) STRICT;
+  CREATE TABLE secret_deliveries (
+    edge_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    delivered_at INTEGER NOT NULL,
+    last_read_at INTEGER,
+    reads INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (edge_id, name)
+  ) STRICT;
+  CREATE INDEX secret_deliveries_name ON secret_deliveries(name);
+  `,
 ];

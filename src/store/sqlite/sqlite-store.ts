@@ -176,7 +176,7 @@ function busyError(): Error {
 }
 
 /** Runs `fn`; while the database is locked, retries with backoff (yielding) up to BUSY_GIVE_UP_MS. */
-async function retryWhileBusy<T>(fn: () => T | Promise<T>): Promise<T> {
+export async function retryWhileBusy<T>(fn: () => T | Promise<T>): Promise<T> {
   const started = Date.now();
   let delay = 5;
   for (;;) {

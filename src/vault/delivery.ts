@@ -1,0 +1,250 @@
+/**
+ * Delivery of secrets to edges, as an EdgeFeature on capability `secrets`.
+ *
+ * What each edge should hold is derived from the store (the rules and each secret's live
+ * version); what it holds is what it reported at link-up plus what it acknowledged since,
+ * and the store keeps the same. So nothing about a delivery lives only in memory: after a
+ * hub restart the edge reports again, and whatever was not acknowledged is sent again.
+ *
+ * A change (put, delete, allow, deny, ...) is planned once for every connected edge in the
+ * next turn of the event loop and pushed at once; each edge gets at most
+ * MAX_IN_FLIGHT_PER_EDGE requests at a time, and a failed one is retried with backoff.
+ * Every delivery is audited before it is sent, every acknowledgement and removal when it
+ * comes back, and never with a value.
+ */
+import { DrawbridgeError } from '../errors.js';
+import type { EdgeConnection, EdgeFeature } from '../hub/edge-registry.js';
+import { SecretsDeliver, SecretsReads, SecretsRemove, SecretsSync } from '../protocol/messages/index.js';
+import type { BodyOf } from '../protocol/control.js';
+import { sealForEdge } from '../protocol/secret-hpke.js';
+import type { AuditEntry, DeviceRecord, Store } from '../store/store.js';
+import type { Clock, TimerHandle } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import { groupDevicesByEdge, secretsAllowedFor } from './access.js';
+import type { VaultService } from './vault-service.js';
+
+export const SECRETS_CAPABILITY = 'secrets';
+/** Requests outstanding per edge; the rest wait their turn. */
+const MAX_IN_FLIGHT_PER_EDGE = 16;
+/** An edge that does not answer a delivery within this is retried. */
+const DELIVERY_TIMEOUT_MS = 30_000;
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 60_000;
+
+interface EdgeState {
+  readonly connection: EdgeConnection;
+  /** name -> version the edge holds */
+  readonly held: Map<string, number>;
+  /** name -> version it should hold (absent: none) */
+  readonly wanted: Map<string, number>;
+  /** Names to compare and act on */
+  readonly queue: Set<string>;
+  readonly inFlight: Set<string>;
+  failures: number;
+  retryTimer?: TimerHandle;
+}
+
+export class SecretDelivery implements EdgeFeature {
+  readonly capability = SECRETS_CAPABILITY;
+  private readonly edges = new Map<string, EdgeState>();
+  private readonly fullPlan = new Set<string>();
+  private readonly changedNames = new Set<string>();
+  private planScheduled = false;
+  private planning: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    private readonly vault: VaultService,
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {
+    vault.onChange((names) => {
+      for (const name of names) this.changedNames.add(name);
+      this.schedulePlan();
+    });
+  }
+
+  /** Edges that reported their holdings and are being kept up to date. */
+  get syncedEdges(): number {
+    return this.edges.size;
+  }
+
+  online(connection: EdgeConnection): void {
+    // The edge speaks first (secrets.sync), so no delivery can reach it before its handlers.
+    connection.link.handle(SecretsSync, (body) => this.onSync(connection, body));
+    connection.link.handle(SecretsReads, (body) => this.onReads(connection, body));
+  }
+
+  offline(connection: EdgeConnection): void {
+    const state = this.edges.get(connection.edge.id);
+    if (state?.connection !== connection) return;
+    this.clock.clearTimeout(state.retryTimer);
+    this.edges.delete(connection.edge.id);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const state of this.edges.values()) this.clock.clearTimeout(state.retryTimer);
+    this.edges.clear();
+  }
+
+  private async onSync(connection: EdgeConnection, body: BodyOf<typeof SecretsSync>): Promise<Record<string, never>> {
+    const edgeId = connection.edge.id;
+    await this.vault.repo.reconcileHoldings(edgeId, body.held, this.clock.now());
+    const previous = this.edges.get(edgeId);
+    if (previous && previous.connection !== connection) this.clock.clearTimeout(previous.retryTimer);
+    const state: EdgeState = previous?.connection === connection
+      ? previous
+      : { connection, held: new Map(), wanted: new Map(), queue: new Set(), inFlight: new Set(), failures: 0 };
+    state.held.clear();
+    for (const entry of body.held) state.held.set(entry.name, entry.version);
+    if (connection.link.isOpen) {
+      this.edges.set(edgeId, state);
+      this.fullPlan.add(edgeId);
+      this.schedulePlan();
+    }
+    return {};
+  }
+
+  private async onReads(connection: EdgeConnection, body: BodyOf<typeof SecretsReads>): Promise<Record<string, never>> {
+    // Counts per secret and version for the store; per app for the audit record.
+    const bySecret = new Map<string, { name: string; version: number; count: number; lastReadAt: number }>();
+    for (const r of body.reads) {
+      const key = `${r.name}\0${r.version}`;
+      const entry = bySecret.get(key) ?? { name: r.name, version: r.version, count: 0, lastReadAt: 0 };
+      entry.count += r.count;
+      entry.lastReadAt = Math.max(entry.lastReadAt, r.lastReadAt);
+      bySecret.set(key, entry);
+    }
+    const total = body.reads.reduce((n, r) => n + r.count, 0);
+    await this.vault.repo.recordReads(connection.edge.id, [...bySecret.values()], {
+      actor: `edge:${connection.edge.name}`,
+      action: 'secret.reads',
+      details: { edge: connection.edge.name, total, reads: body.reads.map((r) => ({ app: r.app, secret: r.name, version: r.version, count: r.count })) },
+    });
+    return {};
+  }
+
+  private schedulePlan(): void {
+    if (this.planScheduled || this.stopped) return;
+    this.planScheduled = true;
+    // Plans run one at a time, each on a fresh read of the store.
+    this.planning = this.planning.then(
+      () =>
+        new Promise<void>((resolve) =>
+          setImmediate(() => {
+            this.planScheduled = false;
+            this.plan()
+              .catch((error: unknown) => {
+                this.logger.error({ err: error }, 'planning secret deliveries failed; retrying');
+                this.clock.setTimeout(() => {
+                  for (const id of this.edges.keys()) this.fullPlan.add(id);
+                  this.schedulePlan();
+                }, RETRY_MIN_MS).unref();
+              })
+              .finally(resolve);
+          }),
+        ),
+    );
+  }
+
+  /** Works out what every synced edge should hold now, for the names that changed (or everything, for edges that just synced). */
+  private async plan(): Promise<void> {
+    const full = new Set(this.fullPlan);
+    const names = new Set(this.changedNames);
+    this.fullPlan.clear();
+    this.changedNames.clear();
+    if (this.edges.size === 0 || (full.size === 0 && names.size === 0)) return;
+    const [rules, deliverable, devices] = await Promise.all([this.vault.repo.listRules(), this.vault.repo.deliverableVersions(), this.store.listDevices()]);
+    const devicesOf = groupDevicesByEdge(devices);
+    for (const [edgeId, state] of this.edges) {
+      const isFull = full.has(edgeId);
+      if (!isFull && names.size === 0) continue;
+      const allowed = secretsAllowedFor(edgeId, rules, devicesOf.get(edgeId) ?? ([] as DeviceRecord[]));
+      const consider = isFull ? new Set([...allowed, ...state.held.keys(), ...state.wanted.keys()]) : names;
+      for (const name of consider) {
+        const version = allowed.has(name) ? deliverable.get(name) : undefined;
+        if (version === undefined) state.wanted.delete(name);
+        else state.wanted.set(name, version);
+        if (state.held.get(name) !== version) state.queue.add(name);
+      }
+      this.pump(state);
+    }
+  }
+
+  /** Sends what is queued for an edge, up to MAX_IN_FLIGHT_PER_EDGE at a time. */
+  private pump(state: EdgeState): void {
+    for (const name of state.queue) {
+      if (state.inFlight.size >= MAX_IN_FLIGHT_PER_EDGE) return;
+      if (state.inFlight.has(name)) continue;
+      state.queue.delete(name);
+      const want = state.wanted.get(name);
+      const have = state.held.get(name);
+      if (want === have) continue;
+      state.inFlight.add(name);
+      const work = want === undefined ? this.removeFrom(state, name, have as number) : this.deliverTo(state, name, want);
+      work.then(
+        () => {
+          state.failures = 0;
+        },
+        (error: unknown) => this.failed(state, name, error),
+      ).finally(() => {
+        state.inFlight.delete(name);
+        // Whatever changed meanwhile is compared again.
+        if (state.wanted.get(name) !== state.held.get(name)) state.queue.add(name);
+        if (this.edges.get(state.connection.edge.id) === state && state.connection.link.isOpen) this.pump(state);
+      });
+    }
+  }
+
+  private async deliverTo(state: EdgeState, name: string, version: number): Promise<void> {
+    const { edge, link } = state.connection;
+    const value = await this.vault.valueForDelivery(name, version);
+    if (!value) return; // deleted or destroyed meanwhile: the next plan removes it
+    let sealed;
+    try {
+      sealed = await sealForEdge(edge.encryptionKey, edge.id, name, version, value);
+    } finally {
+      value.fill(0);
+    }
+    const actor = 'hub';
+    await this.vault.repo.appendAuditBatch([{ actor, action: 'secret.deliver', details: { secret: name, version, edge: edge.name } } satisfies AuditEntry]);
+    await link.request(SecretsDeliver, { name, version, ...sealed }, DELIVERY_TIMEOUT_MS);
+    state.held.set(name, version);
+    await this.vault.repo.recordAck(edge.id, name, version, this.clock.now(), {
+      actor: `edge:${edge.name}`,
+      action: 'secret.ack',
+      details: { secret: name, version, edge: edge.name },
+    });
+  }
+
+  private async removeFrom(state: EdgeState, name: string, version: number): Promise<void> {
+    const { edge, link } = state.connection;
+    const deliverable = await this.vault.repo.deliverableVersions([name]);
+    const reason = deliverable.has(name) ? 'denied' : 'deleted';
+    await link.request(SecretsRemove, { name, reason }, DELIVERY_TIMEOUT_MS);
+    state.held.delete(name);
+    await this.vault.repo.recordRemoval(edge.id, name, {
+      actor: `edge:${edge.name}`,
+      action: 'secret.remove',
+      details: { secret: name, version, edge: edge.name, reason },
+    });
+  }
+
+  private failed(state: EdgeState, name: string, error: unknown): void {
+    if (!state.connection.link.isOpen || this.edges.get(state.connection.edge.id) !== state) return; // it re-syncs on its next link
+    state.failures++;
+    const code = error instanceof DrawbridgeError ? error.code : undefined;
+    this.logger.warn({ edge: state.connection.edge.name, secret: name, errorCode: code, err: (error as Error).message }, 'secret delivery failed; retrying');
+    if (state.retryTimer) return;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(state.failures - 1, 10));
+    state.retryTimer = this.clock.setTimeout(() => {
+      state.retryTimer = undefined;
+      if (this.edges.get(state.connection.edge.id) !== state) return;
+      this.fullPlan.add(state.connection.edge.id);
+      this.schedulePlan();
+    }, delay);
+    state.retryTimer.unref();
+  }
+}
