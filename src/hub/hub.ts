@@ -168,7 +168,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const clientLinks = new ClientLinks(store, config, registry, bus, relay, access, metrics, logger, clock, VERSION, failureAudit);
 
   const services: HubServices = {
-    store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth, anchor, vault,
+    store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth, anchor, vault, secretDelivery: delivery,
     publicUrl: options.publicUrl ?? '',
     caPin: pin,
     caPem: tls.caPem,

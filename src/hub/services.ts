@@ -12,6 +12,7 @@ import type { HubMetrics } from './metrics.js';
 import type { PrincipalAuth } from './principals.js';
 import type { Relay } from './relay.js';
 import type { VaultService } from '../vault/vault-service.js';
+import type { SecretDelivery } from '../vault/delivery.js';
 
 export interface HubServices {
   store: Store;
@@ -27,6 +28,7 @@ export interface HubServices {
   auth: PrincipalAuth;
   /** Secrets: the vault and its delivery to edges */
   vault?: VaultService;
+  secretDelivery?: SecretDelivery;
   publicUrl: string;
   caPin: string;
   caPem: string;

@@ -138,8 +138,11 @@ export interface SecretStatusEdgeView {
   /** When an app on the edge last read it (reported in batches) */
   lastReadAt: string | null;
   reads: number;
+  /** Allowed now: receives every new version */
   allowed: boolean;
-  /** The version it should hold; equal to `version` once delivered */
+  /** Allowed only through a disabled edge or disabled devices: keeps the version it holds, receives nothing new */
+  paused: boolean;
+  /** The version it should hold; equal to `version` once delivered (null while allowed: the secret is deleted) */
   wantedVersion: number | null;
   online: boolean;
 }

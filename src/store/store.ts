@@ -96,6 +96,19 @@ export interface SessionRecord {
   closeReason: string | null;
 }
 
+/**
+ * A committed change to which edge a device belongs to, or to the standing of a device or
+ * an edge: a device enrolled (or enrolled again elsewhere), enabled, disabled or removed; an
+ * edge enabled, disabled or removed. Whatever derives state per edge from devices and edges
+ * (secret delivery: which edges may hold which secret) listens here, so every cause reaches
+ * it, whoever made the change. Tags are set when a device is added and never change.
+ */
+export interface MembershipChange {
+  cause: 'device.enroll' | 'device.enable' | 'device.disable' | 'device.remove' | 'edge.enable' | 'edge.disable' | 'edge.remove';
+  /** The edges concerned: a device's edge before and after the change, or the edge itself. */
+  edgeIds: string[];
+}
+
 export interface AuditEntry {
   actor: string;
   action: string;
@@ -181,6 +194,13 @@ export interface Store {
   /** Forgets the edge's keys; its devices stay registered but are no longer enrolled. */
   removeEdge(id: string, audit: AuditEntry): Promise<boolean>;
   touchEdge(id: string, facts: { lastSeenAt: number; agentVersion?: string; remoteAddress?: string; hostname?: string }): Promise<void>;
+
+  /**
+   * Calls `listener` after each committed MembershipChange, synchronously and before the
+   * changing call resolves. (A networked engine serving several hub processes delivers the
+   * changes the others made too, e.g. with PostgreSQL LISTEN/NOTIFY.)
+   */
+  onMembershipChange(listener: (change: MembershipChange) => void): void;
 
   // principals
   createPrincipal(principal: PrincipalRecord, audit: AuditEntry): Promise<void>;

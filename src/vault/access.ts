@@ -1,15 +1,34 @@
 /**
- * Who receives a secret: an edge does when it is allowed by id, when one of its virtual
- * devices is allowed by name, or when one of its devices carries an allowed tag. Pure
- * functions over the rules and the devices, shared by delivery and `secrets status`.
+ * Who holds a secret: pure functions over the allow rules, an edge and the devices enrolled
+ * on it, shared by delivery and `secrets status`.
+ *
+ * An edge is entitled to a secret when a rule names the edge, one of its virtual devices, or
+ * a tag one of its devices carries. The entitlement is *active* (the edge receives every new
+ * version) when the edge is enabled and, for device and tag rules, the matching device is
+ * enabled too; it is *paused* when it holds only through a disabled edge or disabled
+ * devices: the edge keeps the version it already holds (apps keep working, as when the hub
+ * is away) but is sent nothing new. Anything else is removed from the edge: a rule denied,
+ * a device removed or enrolled on another edge, an edge removed.
+ *
+ * A rule naming a device or an edge is honoured only if it is not older than the device or
+ * edge it names: a device added again under a removed one's name, or an edge re-created
+ * after removal, inherits nothing (as grants do not).
  */
-import type { DeviceRecord } from '../store/store.js';
+import type { DeviceRecord, EdgeRecord } from '../store/store.js';
 import type { SecretAccessRule } from '../store/vault-store.js';
 
-type DeviceFacts = Pick<DeviceRecord, 'name' | 'tags' | 'edgeId'>;
+export type DeviceFacts = Pick<DeviceRecord, 'name' | 'tags' | 'edgeId' | 'enabled' | 'createdAt'>;
+export type EdgeFacts = Pick<EdgeRecord, 'id' | 'enabled' | 'createdAt'>;
+
+export interface Entitlement {
+  /** Secrets the edge receives, every new version */
+  active: Set<string>;
+  /** Secrets it may keep as it holds them but receives nothing new for (disabled edge or devices) */
+  paused: Set<string>;
+}
 
 function deviceMatches(rule: SecretAccessRule, device: DeviceFacts): boolean {
-  if (rule.kind === 'device') return rule.subject === device.name;
+  if (rule.kind === 'device') return rule.subject === device.name && rule.createdAt >= device.createdAt;
   if (rule.kind === 'tag') {
     const at = rule.subject.indexOf('=');
     return device.tags[rule.subject.slice(0, at)] === rule.subject.slice(at + 1);
@@ -17,33 +36,37 @@ function deviceMatches(rule: SecretAccessRule, device: DeviceFacts): boolean {
   return false;
 }
 
-/** Does this edge (with these devices) receive a secret under these rules (the secret's own)? */
-export function edgeAllowed(rules: readonly SecretAccessRule[], edgeId: string, devices: readonly DeviceFacts[]): boolean {
-  return rules.some((rule) => (rule.kind === 'edge' ? rule.subject === edgeId : devices.some((d) => d.edgeId === edgeId && deviceMatches(rule, d))));
-}
-
-/** Every edge a secret's rules reach. */
-export function edgesAllowed(rules: readonly SecretAccessRule[], devices: readonly DeviceFacts[]): Set<string> {
-  const edges = new Set<string>();
+/**
+ * What an edge (undefined: removed) with these devices is entitled to under these rules
+ * (every secret's, or one secret's).
+ */
+export function entitlementOf(edge: EdgeFacts | undefined, rules: readonly SecretAccessRule[], devicesOfEdge: readonly DeviceFacts[]): Entitlement {
+  const active = new Set<string>();
+  const paused = new Set<string>();
+  if (!edge) return { active, paused };
+  const devices = devicesOfEdge.filter((d) => d.edgeId === edge.id);
   for (const rule of rules) {
-    if (rule.kind === 'edge') edges.add(rule.subject);
-    else for (const device of devices) if (device.edgeId && deviceMatches(rule, device)) edges.add(device.edgeId);
+    if (active.has(rule.name)) continue;
+    if (rule.kind === 'edge') {
+      if (rule.subject !== edge.id || rule.createdAt < edge.createdAt) continue;
+      (edge.enabled ? active : paused).add(rule.name);
+      continue;
+    }
+    for (const device of devices) {
+      if (!deviceMatches(rule, device)) continue;
+      if (edge.enabled && device.enabled) {
+        active.add(rule.name);
+        break;
+      }
+      paused.add(rule.name);
+    }
   }
-  return edges;
-}
-
-/** The names of the secrets an edge may hold, from every rule. */
-export function secretsAllowedFor(edgeId: string, rules: readonly SecretAccessRule[], devicesOfEdge: readonly DeviceFacts[]): Set<string> {
-  const names = new Set<string>();
-  for (const rule of rules) {
-    if (names.has(rule.name)) continue;
-    if (rule.kind === 'edge' ? rule.subject === edgeId : devicesOfEdge.some((d) => deviceMatches(rule, d))) names.add(rule.name);
-  }
-  return names;
+  for (const name of active) paused.delete(name);
+  return { active, paused };
 }
 
 /** Devices by the edge they are enrolled on. */
-export function groupDevicesByEdge<D extends DeviceFacts>(devices: readonly D[]): Map<string, D[]> {
+export function groupDevicesByEdge<D extends Pick<DeviceRecord, 'edgeId'>>(devices: readonly D[]): Map<string, D[]> {
   const map = new Map<string, D[]>();
   for (const device of devices) {
     if (!device.edgeId) continue;

@@ -6,8 +6,11 @@
  * and the store keeps the same. So nothing about a delivery lives only in memory: after a
  * hub restart the edge reports again, and whatever was not acknowledged is sent again.
  *
- * A change (put, delete, allow, deny, ...) is planned once for every connected edge in the
- * next turn of the event loop and pushed at once; each edge gets at most
+ * A change to a secret (put, delete, allow, deny, ...) is planned once for every connected
+ * edge in the next turn of the event loop and pushed at once. So is a change to who may hold
+ * it that comes from devices and edges (a device enrolled, moved, enabled, disabled or
+ * removed; an edge enabled, disabled or removed): the store announces each such change with
+ * the edges it concerns, and only those edges are planned again. Each edge gets at most
  * MAX_IN_FLIGHT_PER_EDGE requests at a time, and a failed one is retried with backoff.
  * Every delivery is audited before it is sent, every acknowledgement and removal when it
  * comes back, and never with a value.
@@ -17,10 +20,10 @@ import type { EdgeConnection, EdgeFeature } from '../hub/edge-registry.js';
 import { SecretsDeliver, SecretsReads, SecretsRemove, SecretsSync } from '../protocol/messages/index.js';
 import type { BodyOf } from '../protocol/control.js';
 import { sealForEdge } from '../protocol/secret-hpke.js';
-import type { AuditEntry, DeviceRecord, Store } from '../store/store.js';
+import type { AuditEntry, DeviceRecord, EdgeRecord, Store } from '../store/store.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
-import { groupDevicesByEdge, secretsAllowedFor } from './access.js';
+import { entitlementOf, groupDevicesByEdge } from './access.js';
 import type { VaultService } from './vault-service.js';
 
 export const SECRETS_CAPABILITY = 'secrets';
@@ -30,6 +33,8 @@ const MAX_IN_FLIGHT_PER_EDGE = 16;
 const DELIVERY_TIMEOUT_MS = 30_000;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 60_000;
+/** Up to this many edges to plan, their facts are read edge by edge (indexed); beyond, all at once. */
+const EDGES_READ_ONE_BY_ONE = 16;
 
 interface EdgeState {
   readonly connection: EdgeConnection;
@@ -47,6 +52,10 @@ interface EdgeState {
 export class SecretDelivery implements EdgeFeature {
   readonly capability = SECRETS_CAPABILITY;
   private readonly edges = new Map<string, EdgeState>();
+  /** Edges online with this capability, synced or not yet */
+  private readonly connected = new Map<string, EdgeConnection>();
+  /** Callers waiting for an edge to hold nothing (edge removal) */
+  private readonly emptyWaiters = new Map<string, Set<() => void>>();
   private readonly fullPlan = new Set<string>();
   private readonly changedNames = new Set<string>();
   private planScheduled = false;
@@ -63,6 +72,16 @@ export class SecretDelivery implements EdgeFeature {
       for (const name of names) this.changedNames.add(name);
       this.schedulePlan();
     });
+    // Whoever enrolled, moved, disabled or removed a device or an edge: its edges are planned again.
+    store.onMembershipChange((change) => {
+      let concerned = false;
+      for (const edgeId of change.edgeIds) {
+        if (!this.edges.has(edgeId)) continue; // offline or not synced: its next sync plans it in full
+        this.fullPlan.add(edgeId);
+        concerned = true;
+      }
+      if (concerned) this.schedulePlan();
+    });
   }
 
   /** Edges that reported their holdings and are being kept up to date. */
@@ -71,22 +90,59 @@ export class SecretDelivery implements EdgeFeature {
   }
 
   online(connection: EdgeConnection): void {
+    this.connected.set(connection.edge.id, connection);
     // The edge speaks first (secrets.sync), so no delivery can reach it before its handlers.
     connection.link.handle(SecretsSync, (body) => this.onSync(connection, body));
     connection.link.handle(SecretsReads, (body) => this.onReads(connection, body));
   }
 
   offline(connection: EdgeConnection): void {
+    if (this.connected.get(connection.edge.id) === connection) this.connected.delete(connection.edge.id);
     const state = this.edges.get(connection.edge.id);
-    if (state?.connection !== connection) return;
-    this.clock.clearTimeout(state.retryTimer);
-    this.edges.delete(connection.edge.id);
+    if (state?.connection === connection) {
+      this.clock.clearTimeout(state.retryTimer);
+      this.edges.delete(connection.edge.id);
+    }
+    this.notifyEmptyWaiters(connection.edge.id);
+  }
+
+  /**
+   * Resolves true once the edge confirmed it holds no secret and nothing is on its way to it
+   * (what an edge removal waits for before it closes the link), false when its link closes
+   * first or `withinMs` passes.
+   */
+  whenEmpty(edgeId: string, withinMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const waiters = this.emptyWaiters.get(edgeId) ?? new Set();
+      this.emptyWaiters.set(edgeId, waiters);
+      const finish = (result: boolean): void => {
+        waiters.delete(check);
+        if (waiters.size === 0 && this.emptyWaiters.get(edgeId) === waiters) this.emptyWaiters.delete(edgeId);
+        this.clock.clearTimeout(timer);
+        resolve(result);
+      };
+      const check = (): void => {
+        if (!this.connected.has(edgeId)) return finish(false);
+        const state = this.edges.get(edgeId);
+        // Not synced yet: its sync plans it, and the removals follow.
+        if (state && state.held.size === 0 && state.queue.size === 0 && state.inFlight.size === 0) finish(true);
+      };
+      const timer = this.clock.setTimeout(() => finish(false), withinMs);
+      waiters.add(check);
+      check();
+    });
+  }
+
+  private notifyEmptyWaiters(edgeId: string): void {
+    for (const check of [...(this.emptyWaiters.get(edgeId) ?? [])]) check();
   }
 
   stop(): void {
     this.stopped = true;
     for (const state of this.edges.values()) this.clock.clearTimeout(state.retryTimer);
     this.edges.clear();
+    this.connected.clear();
+    for (const edgeId of [...this.emptyWaiters.keys()]) this.notifyEmptyWaiters(edgeId);
   }
 
   private async onSync(connection: EdgeConnection, body: BodyOf<typeof SecretsSync>): Promise<Record<string, never>> {
@@ -149,28 +205,51 @@ export class SecretDelivery implements EdgeFeature {
     );
   }
 
-  /** Works out what every synced edge should hold now, for the names that changed (or everything, for edges that just synced). */
+  /**
+   * Works out what synced edges should hold now: every edge for the secrets that changed, and
+   * everything for the edges that just synced or whose devices or standing changed.
+   */
   private async plan(): Promise<void> {
     const full = new Set(this.fullPlan);
     const names = new Set(this.changedNames);
     this.fullPlan.clear();
     this.changedNames.clear();
-    if (this.edges.size === 0 || (full.size === 0 && names.size === 0)) return;
-    const [rules, deliverable, devices] = await Promise.all([this.vault.repo.listRules(), this.vault.repo.deliverableVersions(), this.store.listDevices()]);
-    const devicesOf = groupDevicesByEdge(devices);
-    for (const [edgeId, state] of this.edges) {
-      const isFull = full.has(edgeId);
-      if (!isFull && names.size === 0) continue;
-      const allowed = secretsAllowedFor(edgeId, rules, devicesOf.get(edgeId) ?? ([] as DeviceRecord[]));
-      const consider = isFull ? new Set([...allowed, ...state.held.keys(), ...state.wanted.keys()]) : names;
+    const targets = names.size > 0 ? [...this.edges.keys()] : [...full].filter((id) => this.edges.has(id));
+    if (targets.length === 0) return;
+    const [rules, deliverable, facts] = await Promise.all([this.vault.repo.listRules(), this.vault.repo.deliverableVersions(), this.edgeFacts(targets)]);
+    for (const edgeId of targets) {
+      const state = this.edges.get(edgeId);
+      if (!state) continue; // went offline meanwhile
+      const { edge, devices } = facts.get(edgeId) ?? { edge: undefined, devices: [] };
+      const entitlement = entitlementOf(edge, rules, devices);
+      const consider = full.has(edgeId) ? new Set([...entitlement.active, ...entitlement.paused, ...state.held.keys(), ...state.wanted.keys()]) : names;
       for (const name of consider) {
-        const version = allowed.has(name) ? deliverable.get(name) : undefined;
+        const held = state.held.get(name);
+        const version = await this.vault.wantedVersion(name, deliverable.get(name), entitlement.active.has(name), entitlement.paused.has(name), held);
         if (version === undefined) state.wanted.delete(name);
         else state.wanted.set(name, version);
         if (state.held.get(name) !== version) state.queue.add(name);
       }
       this.pump(state);
+      this.notifyEmptyWaiters(edgeId);
     }
+  }
+
+  /** The edges as stored now (undefined: removed) and the devices enrolled on each. */
+  private async edgeFacts(edgeIds: readonly string[]): Promise<Map<string, { edge: EdgeRecord | undefined; devices: DeviceRecord[] }>> {
+    const facts = new Map<string, { edge: EdgeRecord | undefined; devices: DeviceRecord[] }>();
+    if (edgeIds.length <= EDGES_READ_ONE_BY_ONE) {
+      await Promise.all(edgeIds.map(async (id) => {
+        const [edge, devices] = await Promise.all([this.store.getEdge(id), this.store.devicesOfEdge(id)]);
+        facts.set(id, { edge, devices });
+      }));
+      return facts;
+    }
+    const [edges, devices] = await Promise.all([this.store.listEdges(), this.store.listDevices()]);
+    const byId = new Map(edges.map((e) => [e.id, e]));
+    const devicesOf = groupDevicesByEdge(devices);
+    for (const id of edgeIds) facts.set(id, { edge: byId.get(id), devices: devicesOf.get(id) ?? [] });
+    return facts;
   }
 
   /** Sends what is queued for an edge, up to MAX_IN_FLIGHT_PER_EDGE at a time. */
@@ -194,6 +273,7 @@ export class SecretDelivery implements EdgeFeature {
         // Whatever changed meanwhile is compared again.
         if (state.wanted.get(name) !== state.held.get(name)) state.queue.add(name);
         if (this.edges.get(state.connection.edge.id) === state && state.connection.link.isOpen) this.pump(state);
+        this.notifyEmptyWaiters(state.connection.edge.id);
       });
     }
   }

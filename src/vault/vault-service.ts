@@ -10,7 +10,7 @@ import type { Store } from '../store/store.js';
 import type { AccessKind, DeliveryRecord, SecretAccessRule, SecretRecord, SecretVersionRecord, VaultStore } from '../store/vault-store.js';
 import type { Logger } from '../util/logger.js';
 import { assertValidName } from '../util/names.js';
-import { edgesAllowed, groupDevicesByEdge } from './access.js';
+import { entitlementOf, groupDevicesByEdge } from './access.js';
 import { openVersion, rewrapVersion, sealVersion } from './envelope.js';
 import type { KeyEncryptionKey } from './key-encryption-key.js';
 import { assertSecretName, parseTagRule } from './names.js';
@@ -32,9 +32,11 @@ export interface SecretStatusEntry {
   deliveredAt: number | null;
   lastReadAt: number | null;
   reads: number;
-  /** Allowed now (false: it still holds a copy that is being removed) */
+  /** Allowed now, and receives every new version */
   allowed: boolean;
-  /** The version it should hold (null: none) */
+  /** Allowed only through a disabled edge or disabled devices: keeps what it holds, receives nothing new */
+  paused: boolean;
+  /** The version it should hold (null: none; a copy it still holds is being removed) */
   wantedVersion: number | null;
 }
 
@@ -185,17 +187,22 @@ export class VaultService {
     return { name, version };
   }
 
-  /** Resolves an allow/deny target to a stored rule subject, checking that the edge or device exists. */
-  private async ruleFor(target: AccessTarget): Promise<{ kind: AccessKind; subject: string; shown: string }> {
+  /**
+   * Resolves an allow/deny target to a stored rule subject, checking that the edge or device
+   * exists. A deny may also name what no longer exists (a removed device by its name, a
+   * removed edge by the id its rules show), so stale rules can be cleared.
+   */
+  private async ruleFor(target: AccessTarget, forDeny = false): Promise<{ kind: AccessKind; subject: string; shown: string }> {
     if ('edge' in target) {
       const edge = await this.store.getEdgeByName(assertValidName(target.edge, 'edge name'));
-      if (!edge) throw new DrawbridgeError('UNKNOWN_EDGE', `unknown edge "${target.edge}"`);
-      return { kind: 'edge', subject: edge.id, shown: edge.name };
+      if (edge) return { kind: 'edge', subject: edge.id, shown: edge.name };
+      if (forDeny) return { kind: 'edge', subject: target.edge, shown: target.edge };
+      throw new DrawbridgeError('UNKNOWN_EDGE', `unknown edge "${target.edge}"`);
     }
     if ('device' in target) {
       const device = await this.store.getDevice(assertValidName(target.device, 'device name'));
-      if (!device) throw new DrawbridgeError('UNKNOWN_DEVICE', `unknown device "${target.device}"`);
-      return { kind: 'device', subject: device.name, shown: device.name };
+      if (device || forDeny) return { kind: 'device', subject: target.device, shown: target.device };
+      throw new DrawbridgeError('UNKNOWN_DEVICE', `unknown device "${target.device}"`);
     }
     const tag = parseTagRule(target.tag);
     return { kind: 'tag', subject: `${tag.key}=${tag.value}`, shown: `${tag.key}=${tag.value}` };
@@ -214,7 +221,7 @@ export class VaultService {
 
   async deny(actor: string, name: string, target: AccessTarget): Promise<{ name: string; kind: AccessKind; subject: string; changed: boolean }> {
     await this.requireSecret(name);
-    const rule = await this.ruleFor(target);
+    const rule = await this.ruleFor(target, true);
     const changed = await this.repo.removeRule(name, rule.kind, rule.subject, { actor, action: 'secret.deny', details: { secret: name, [rule.kind]: rule.shown } });
     if (!changed) throw new DrawbridgeError('NOT_FOUND', `"${name}" has no rule allowing ${rule.kind} ${rule.shown}`);
     this.changed(name);
@@ -224,7 +231,7 @@ export class VaultService {
   /** Rules with edge ids shown as edge names. */
   async rules(name: string): Promise<(SecretAccessRule & { shown: string })[]> {
     const names = new Map((await this.store.listEdges()).map((e) => [e.id, e.name]));
-    return (await this.repo.listRules(name)).map((r) => ({ ...r, shown: r.kind === 'edge' ? (names.get(r.subject) ?? `(removed edge ${r.subject})`) : r.subject }));
+    return (await this.repo.listRules(name)).map((r) => ({ ...r, shown: r.kind === 'edge' ? (names.get(r.subject) ?? r.subject) : r.subject }));
   }
 
   /** Every edge allowed the secret, and every edge still holding it: what each holds and when it was read. */
@@ -237,14 +244,17 @@ export class VaultService {
       this.repo.deliveriesOfSecret(name),
       this.repo.deliverableVersions([name]),
     ]);
-    const allowed = edgesAllowed(rules, devices);
     const held = new Map(deliveries.map((d) => [d.edgeId, d]));
-    const wanted = deliverable.get(name) ?? null;
+    const live = deliverable.get(name);
     const devicesOf = groupDevicesByEdge(devices);
     const entries: SecretStatusEntry[] = [];
     for (const edge of edges) {
       const delivery = held.get(edge.id);
-      if (!allowed.has(edge.id) && !delivery) continue;
+      const entitlement = entitlementOf(edge, rules, devicesOf.get(edge.id) ?? []);
+      const allowed = entitlement.active.has(name);
+      const paused = entitlement.paused.has(name);
+      if (!allowed && !paused && !delivery) continue;
+      const wanted = await this.wantedVersion(name, live, allowed, paused, delivery?.version);
       entries.push({
         edge: edge.name,
         edgeId: edge.id,
@@ -253,11 +263,26 @@ export class VaultService {
         deliveredAt: delivery?.deliveredAt ?? null,
         lastReadAt: delivery?.lastReadAt ?? null,
         reads: delivery?.reads ?? 0,
-        allowed: allowed.has(edge.id),
-        wantedVersion: allowed.has(edge.id) ? wanted : null,
+        allowed,
+        paused,
+        wantedVersion: wanted ?? null,
       });
     }
-    return { secret, wantedVersion: wanted, edges: entries };
+    return { secret, wantedVersion: live ?? null, edges: entries };
+  }
+
+  /**
+   * The version an edge should hold, given the secret's deliverable version (`live`), the
+   * edge's entitlement and what it holds: the live version when allowed; when paused, what it
+   * holds as long as that version is neither deleted nor destroyed (nothing newer); else none.
+   */
+  async wantedVersion(name: string, live: number | undefined, allowed: boolean, paused: boolean, held: number | undefined): Promise<number | undefined> {
+    if (live === undefined) return undefined;
+    if (allowed) return live;
+    if (!paused || held === undefined) return undefined;
+    if (held === live) return held;
+    const record = await this.repo.getVersion(name, held);
+    return record?.sealed && record.deletedAt === null ? held : undefined;
   }
 
   async heldBy(edgeId: string): Promise<DeliveryRecord[]> {

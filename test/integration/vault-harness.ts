@@ -12,6 +12,7 @@ import { enrollDevice } from '../../src/agent/enroll.js';
 import { HubClient } from '../../src/client/hub-client.js';
 import { parseHubConfig } from '../../src/hub/config.js';
 import { readAdminToken, startHub, type HubHandle } from '../../src/hub/hub.js';
+import type { EdgeConnection } from '../../src/hub/edge-registry.js';
 import type { SecretStatusView } from '../../src/protocol/api-types.js';
 import { silentLogger, type Logger } from '../../src/util/logger.js';
 
@@ -22,6 +23,10 @@ export interface VaultWorld {
   restartHub(): Promise<void>;
   stopHub(): Promise<void>;
   enroll(device: string, options?: { configPath?: string; tags?: Record<string, string>; edgeName?: string }): Promise<string>;
+  /** Enrolls a registered device again (a new token) into the agent config given (its edge). */
+  enrollAgain(device: string, configPath: string): Promise<void>;
+  /** The hub's live connection of an edge, by name (the same object while its link lasts). */
+  connectionOf(edgeName: string): EdgeConnection | undefined;
   startAgent(configPath: string, options?: { logger?: Logger; overrides?: Record<string, unknown> }): Promise<AgentHandle>;
   put(name: string, value: string): Promise<number>;
   call<T>(method: string, path: string, body?: unknown): Promise<T>;
@@ -85,6 +90,11 @@ export async function startVaultWorld(options: { config?: unknown } = {}): Promi
       await enrollDevice({ token: added.enrollmentToken, target: '127.0.0.1:9', configPath, ...(edgeName ? { edgeName } : {}) });
       return configPath;
     },
+    enrollAgain: async (device, configPath) => {
+      const issued = await admin.request<{ enrollmentToken: string }>('POST', `/v1/devices/${device}/enrollments`, {});
+      await enrollDevice({ token: issued.enrollmentToken, target: '127.0.0.1:9', configPath });
+    },
+    connectionOf: (edgeName) => hub.services.registry.connections().find((c) => c.edge.name === edgeName),
     startAgent: async (configPath, opts = {}) => {
       const raw = parseYaml(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
       const config = AgentConfigSchema.parse({ ...raw, ...opts.overrides });

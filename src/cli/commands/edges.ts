@@ -35,7 +35,7 @@ export function edgesCommand(): Command {
   for (const [verb, method, suffix, help] of [
     ['disable', 'POST', '/disable', 'disable an edge: ends its link and every stream of its devices at once, refuses reconnects'],
     ['enable', 'POST', '/enable', 'enable an edge (its agent reconnects by itself)'],
-    ['remove', 'DELETE', '', "remove an edge: forget its keys and end its link; its devices stay registered and must be enrolled again"],
+    ['remove', 'DELETE', '', "remove an edge: take back its secrets (if online), forget its keys and end its link; its devices stay registered and must be enrolled again"],
   ] as const) {
     addHubFlags(edges.command(verb).description(help).argument('<name>').option('--json', 'JSON output')).action(
       async (name: string, opts: HubFlags & { json?: boolean }) => {
@@ -43,6 +43,10 @@ export function edgesCommand(): Command {
         const result = await withHub(opts, (c) => c.request<Record<string, unknown>>(method, `/v1/edges/${name}${suffix}`));
         if (opts.json) return printJson(result);
         process.stdout.write(`edge "${name}" ${verb === 'remove' ? 'removed' : verb + 'd'}\n`);
+        const left = result['secretsLeftOnEdge'];
+        if (Array.isArray(left) && left.length > 0) {
+          process.stderr.write(`the edge was offline or did not answer: its encrypted cache still holds ${left.length} secret(s); rotate them or wipe the agent's data directory\n`);
+        }
       },
     );
   }

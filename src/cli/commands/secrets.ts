@@ -119,7 +119,7 @@ export function secretsCommand(): Command {
       if (opts.json) return printJson(status);
       printTable(
         ['edge', 'devices', 'holds', 'wanted', 'delivered', 'last read', 'reads', 'online'],
-        status.edges.map((e) => [e.edge, e.devices.join(','), e.version, e.allowed ? e.wantedVersion ?? 'none' : 'removing', shortTime(e.deliveredAt), shortTime(e.lastReadAt), e.reads, e.online ? 'yes' : 'no']),
+        status.edges.map((e) => [e.edge, e.devices.join(','), e.version, e.allowed ? e.wantedVersion ?? 'none' : e.paused && e.wantedVersion !== null ? `${e.wantedVersion} (paused)` : e.version === null ? 'none' : 'removing', shortTime(e.deliveredAt), shortTime(e.lastReadAt), e.reads, e.online ? 'yes' : 'no']),
       );
     },
   );

@@ -1,6 +1,11 @@
 /**
  * Edges over the REST API: the hosts agents run on, each with its own keys. Listing,
  * showing (with the virtual devices it hosts), disabling, enabling and removing.
+ *
+ * Secrets: disabling an edge closes its link, so it receives nothing new, but its encrypted
+ * cache stays (apps keep working, as while the hub is away; enabling it again brings it up
+ * to date at its next link-up). Removing an online edge first takes back every secret it
+ * holds (it is entitled to none once removed), then closes its link.
  */
 import { DrawbridgeError } from '../../errors.js';
 import type { EdgeView } from '../../protocol/api-types.js';
@@ -10,6 +15,9 @@ import { assertValidName } from '../../util/names.js';
 import { sendJson } from '../http.js';
 import type { RouteSpec } from '../api.js';
 import type { HubServices } from '../services.js';
+
+/** How long removing an online edge waits for it to confirm it dropped every secret it held. */
+const SECRETS_WITHDRAWAL_WAIT_MS = 5000;
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
@@ -89,8 +97,15 @@ export const EDGE_ROUTES: RouteSpec[] = [
       const edge = await requireEdge(s, params['name'] as string);
       const devices = (await s.store.devicesOfEdge(edge.id)).map((d) => d.name);
       await s.store.removeEdge(edge.id, { actor: principal.name, action: 'edge.remove', details: { edge: edge.name, edgeId: edge.id, devices } });
-      s.registry.disconnectEdge(edge.id, 'EDGE_REMOVED', `edge "${edge.name}" was removed by ${principal.name}`);
-      sendJson(res, 200, { name: edge.name, removed: true, devicesUnenrolled: devices });
+      const reason = `edge "${edge.name}" was removed by ${principal.name}`;
+      // Its devices left with it: their streams end now. The link stays only while the edge
+      // gives back its secrets (the removal above made it entitled to none), then closes.
+      for (const device of devices) s.registry.detach(device, 'EDGE_REMOVED', reason);
+      if (s.secretDelivery) await s.secretDelivery.whenEmpty(edge.id, SECRETS_WITHDRAWAL_WAIT_MS);
+      s.registry.disconnectEdge(edge.id, 'EDGE_REMOVED', reason);
+      // What it still holds: an edge that was offline, or did not answer in time, keeps its encrypted cache.
+      const left = s.vault ? (await s.vault.heldBy(edge.id)).map((d) => d.name) : [];
+      sendJson(res, 200, { name: edge.name, removed: true, devicesUnenrolled: devices, secretsLeftOnEdge: left });
     },
   },
 ];

@@ -144,6 +144,7 @@ export const SECRET_ROUTES: RouteSpec[] = [
           lastReadAt: iso(e.lastReadAt),
           reads: e.reads,
           allowed: e.allowed,
+          paused: e.paused,
           wantedVersion: e.wantedVersion,
           online: s.registry.getEdge(e.edgeId) !== undefined,
         })),

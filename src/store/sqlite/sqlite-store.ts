@@ -17,6 +17,7 @@ import type {
   DeviceRecord,
   EdgeRecord,
   EnrollmentRecord,
+  MembershipChange,
   PrincipalRecord,
   Role,
   SessionRecord,
@@ -200,6 +201,7 @@ export class SqliteStore implements Store {
   private group: { run: () => void; resolve: () => void; reject: (error: unknown) => void; since?: number }[] = [];
   private groupScheduled = false;
   private deferredTimer: NodeJS.Timeout | undefined;
+  private readonly membershipListeners: ((change: MembershipChange) => void)[] = [];
 
   constructor(options: SqliteStoreOptions) {
     const isNew = options.path !== ':memory:' && !existsSync(options.path);
@@ -370,6 +372,28 @@ export class SqliteStore implements Store {
     return record;
   }
 
+  onMembershipChange(listener: (change: MembershipChange) => void): void {
+    this.membershipListeners.push(listener);
+  }
+
+  /** Tells the listeners about a committed change; a listener's failure is its own. */
+  private announce(cause: MembershipChange['cause'], edgeIds: (string | null | undefined)[]): void {
+    const ids = [...new Set(edgeIds.filter((id): id is string => typeof id === 'string'))];
+    if (ids.length === 0) return;
+    for (const listener of this.membershipListeners) {
+      try {
+        listener({ cause, edgeIds: ids });
+      } catch {
+        // A listener that throws must not undo or fail a change that is already committed.
+      }
+    }
+  }
+
+  private edgeOfDevice(name: string): string | null {
+    const row = this.cached('SELECT edge_id FROM devices WHERE name = ?').get(name) as Row | undefined;
+    return row ? ((row['edge_id'] as string | null) ?? null) : null;
+  }
+
   // ---- devices ----
 
   async createDevice(device: DeviceRecord, enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void> {
@@ -400,11 +424,13 @@ export class SqliteStore implements Store {
 
   async setDeviceEnabled(name: string, enabled: boolean, audit: AuditEntry): Promise<boolean> {
     try {
-      return this.withAudit(audit, () => {
-        const result = this.db.prepare('UPDATE devices SET enabled = ? WHERE name = ?').run(enabled ? 1 : 0, name);
-        if (result.changes === 0) throw new NoRowError();
-        return true;
+      const edgeId = this.withAudit(audit, () => {
+        const row = this.db.prepare('UPDATE devices SET enabled = ? WHERE name = ? RETURNING edge_id').get(enabled ? 1 : 0, name) as Row | undefined;
+        if (!row) throw new NoRowError();
+        return (row['edge_id'] as string | null) ?? null;
       });
+      this.announce(enabled ? 'device.enable' : 'device.disable', [edgeId]);
+      return true;
     } catch (error) {
       if (error instanceof NoRowError) return false;
       throw error;
@@ -412,7 +438,11 @@ export class SqliteStore implements Store {
   }
 
   async removeDevice(name: string, audit: AuditEntry): Promise<AccessRequestRecord[] | undefined> {
-    return this.removeWithAccess('DELETE FROM devices WHERE name = ?', 'device', name, audit, `device "${name}" was removed`);
+    // Read and removal run back to back in this one synchronous call: nothing moves the device between them.
+    const edgeId = this.edgeOfDevice(name);
+    const ended = this.removeWithAccess('DELETE FROM devices WHERE name = ?', 'device', name, audit, `device "${name}" was removed`);
+    if (ended) this.announce('device.remove', [edgeId]);
+    return ended;
   }
 
   /**
@@ -465,12 +495,14 @@ export class SqliteStore implements Store {
 
   async completeEnrollment(id: string, publicKey: string, now: number, audit: AuditEntry, edge?: EdgeRecord): Promise<boolean> {
     try {
-      return this.withAudit(audit, () => {
+      let moved: (string | null)[] = [];
+      this.withAudit(audit, () => {
         const used = this.db
           .prepare('UPDATE enrollments SET used_at = ? WHERE id = ? AND used_at IS NULL AND replaced_at IS NULL AND expires_at > ?')
           .run(now, id, now);
         if (used.changes !== 1) throw new NoRowError();
         const row = this.db.prepare('SELECT device FROM enrollments WHERE id = ?').get(id) as Row;
+        moved = [this.edgeOfDevice(String(row['device'])), edge?.id ?? null];
         if (edge && !this.db.prepare('SELECT 1 FROM edges WHERE id = ?').get(edge.id)) {
           this.db
             .prepare(
@@ -481,8 +513,9 @@ export class SqliteStore implements Store {
         this.db
           .prepare('UPDATE devices SET public_key = ?, enrolled_at = ?, edge_id = ? WHERE name = ?')
           .run(publicKey, now, edge?.id ?? null, String(row['device']));
-        return true;
       });
+      this.announce('device.enroll', moved);
+      return true;
     } catch (error) {
       if (error instanceof NoRowError) return false;
       throw error;
@@ -511,10 +544,11 @@ export class SqliteStore implements Store {
 
   async setEdgeEnabled(id: string, enabled: boolean, audit: AuditEntry): Promise<boolean> {
     try {
-      return this.withAudit(audit, () => {
+      this.withAudit(audit, () => {
         if (this.db.prepare('UPDATE edges SET enabled = ? WHERE id = ?').run(enabled ? 1 : 0, id).changes === 0) throw new NoRowError();
-        return true;
       });
+      this.announce(enabled ? 'edge.enable' : 'edge.disable', [id]);
+      return true;
     } catch (error) {
       if (error instanceof NoRowError) return false;
       throw error;
@@ -523,11 +557,12 @@ export class SqliteStore implements Store {
 
   async removeEdge(id: string, audit: AuditEntry): Promise<boolean> {
     try {
-      return this.withAudit(audit, () => {
+      this.withAudit(audit, () => {
         this.db.prepare('UPDATE devices SET public_key = NULL, enrolled_at = NULL, edge_id = NULL WHERE edge_id = ?').run(id);
         if (this.db.prepare('DELETE FROM edges WHERE id = ?').run(id).changes === 0) throw new NoRowError();
-        return true;
       });
+      this.announce('edge.remove', [id]);
+      return true;
     } catch (error) {
       if (error instanceof NoRowError) return false;
       throw error;
