@@ -1,6 +1,7 @@
 /**
  * Secrets benchmark (not part of `npm run bench`): `node dist/bench/secrets.js [--edges N]
- * [--rounds R] [--read-seconds S] [--versions V]`.
+ * [--rounds R] [--read-seconds S] [--versions V] [--profile FILE]` (`--profile`: a CPU profile
+ * of the put-to-delivered rounds only, for Chrome DevTools or `node --cpu-prof` tools).
  *
  *  1. Put-to-delivered: one in-process hub and N simulated edges in this same process (real
  *     TLS links, the real agent link and secret feature, each edge with its own X25519 key
@@ -18,6 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { Agent as HttpAgent, createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -49,6 +51,8 @@ const EDGES = option('edges', 1000);
 const ROUNDS = option('rounds', 5);
 const READ_SECONDS = option('read-seconds', 3);
 const VERSIONS = option('versions', 2000);
+const PROFILE = args.includes('--profile') ? args[args.indexOf('--profile') + 1] : undefined;
+if (args.includes('--profile') && !PROFILE) throw new Error('--profile needs a file name');
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -142,6 +146,12 @@ async function main(): Promise<void> {
     };
     await waitAll(1);
     const latencies: number[] = [];
+    const profiler = PROFILE ? new Session() : undefined;
+    if (profiler) {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    }
     for (let round = 0; round < ROUNDS; round++) {
       const started = performance.now();
       const { version } = await vault.put('bench', 'bench/db-password', Buffer.from(`value-round-${round}-${'x'.repeat(64)}`));
@@ -149,6 +159,12 @@ async function main(): Promise<void> {
       for (const at of arrivals.get(version) ?? []) latencies.push(at - started);
       log(`round ${round + 1}/${ROUNDS}: all ${EDGES} edges hold version ${version} after ${(Math.max(...(arrivals.get(version) ?? [])) - started).toFixed(0)} ms`);
       await new Promise((r) => setTimeout(r, 500));
+    }
+    if (profiler && PROFILE) {
+      const { profile } = await profiler.post('Profiler.stop');
+      writeFileSync(PROFILE, JSON.stringify(profile));
+      profiler.disconnect();
+      log(`CPU profile of the rounds written to ${PROFILE}`);
     }
     latencies.sort((a, b) => a - b);
 

@@ -56,6 +56,20 @@ export interface DeliveryRecord {
   reads: number;
 }
 
+export interface DeliveryAck {
+  edgeId: string;
+  name: string;
+  version: number;
+  at: number;
+  audit: AuditEntry;
+}
+
+export interface DeliveryRemoval {
+  edgeId: string;
+  name: string;
+  audit: AuditEntry;
+}
+
 export interface ReadCount {
   name: string;
   version: number;
@@ -102,10 +116,10 @@ export interface VaultStore {
   deliveriesOfSecret(name: string): Promise<DeliveryRecord[]>;
   /** Audit records of deliveries about to be sent, in one transaction (no record, no delivery). */
   appendAuditBatch(entries: AuditEntry[]): Promise<void>;
-  /** The edge acknowledged storing `version`. */
-  recordAck(edgeId: string, name: string, version: number, at: number, audit: AuditEntry): Promise<void>;
-  /** The edge confirmed it removed the secret. */
-  recordRemoval(edgeId: string, name: string, audit: AuditEntry): Promise<void>;
+  /** Edges acknowledged storing these versions: each with its audit record, all in one transaction. */
+  recordAcks(acks: readonly DeliveryAck[]): Promise<void>;
+  /** Edges confirmed they removed these secrets: each with its audit record, all in one transaction. */
+  recordRemovals(removals: readonly DeliveryRemoval[]): Promise<void>;
   /**
    * Makes the stored holdings of an edge match what it reported at link-up (its cache may
    * have been lost or refused as tampered): entries it no longer holds are dropped, versions

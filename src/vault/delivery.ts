@@ -13,16 +13,20 @@
  * the edges it concerns, and only those edges are planned again. Each edge gets at most
  * MAX_IN_FLIGHT_PER_EDGE requests at a time, and a failed one is retried with backoff.
  * Every delivery is audited before it is sent, every acknowledgement and removal when it
- * comes back, and never with a value.
+ * comes back, and never with a value. The records of one fan-out (a thousand edges) are
+ * written in one transaction per turn of the event loop, not one each, and a version is
+ * opened once for all the edges it goes to (edge-sealer.ts).
  */
 import { DrawbridgeError } from '../errors.js';
 import type { EdgeConnection, EdgeFeature } from '../hub/edge-registry.js';
 import { SecretsDeliver, SecretsReads, SecretsRemove, SecretsSync } from '../protocol/messages/index.js';
 import type { BodyOf } from '../protocol/control.js';
-import { sealForEdge } from '../protocol/secret-hpke.js';
 import type { AuditEntry, DeviceRecord, EdgeRecord, Store } from '../store/store.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
+import { WriteBatcher } from '../util/write-batcher.js';
+import type { DeliveryAck, DeliveryRemoval } from '../store/vault-store.js';
+import { EdgeSealer } from './edge-sealer.js';
 import { entitlementOf, groupDevicesByEdge } from './access.js';
 import type { VaultService } from './vault-service.js';
 
@@ -61,6 +65,13 @@ export class SecretDelivery implements EdgeFeature {
   private planScheduled = false;
   private planning: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** Each secret's deliverable version as of the last plan */
+  private deliverable = new Map<string, number>();
+  private readonly sealer: EdgeSealer;
+  // The store writes of one fan-out, gathered into one transaction per turn of the event loop.
+  private readonly deliveryRecords: WriteBatcher<AuditEntry>;
+  private readonly acks: WriteBatcher<DeliveryAck>;
+  private readonly removals: WriteBatcher<DeliveryRemoval>;
 
   constructor(
     private readonly vault: VaultService,
@@ -68,6 +79,10 @@ export class SecretDelivery implements EdgeFeature {
     private readonly clock: Clock,
     private readonly logger: Logger,
   ) {
+    this.sealer = new EdgeSealer(vault);
+    this.deliveryRecords = new WriteBatcher((entries) => vault.repo.appendAuditBatch(entries));
+    this.acks = new WriteBatcher((acks) => vault.repo.recordAcks(acks));
+    this.removals = new WriteBatcher((removals) => vault.repo.recordRemovals(removals));
     vault.onChange((names) => {
       for (const name of names) this.changedNames.add(name);
       this.schedulePlan();
@@ -217,6 +232,7 @@ export class SecretDelivery implements EdgeFeature {
     const targets = names.size > 0 ? [...this.edges.keys()] : [...full].filter((id) => this.edges.has(id));
     if (targets.length === 0) return;
     const [rules, deliverable, facts] = await Promise.all([this.vault.repo.listRules(), this.vault.repo.deliverableVersions(), this.edgeFacts(targets)]);
+    this.deliverable = deliverable;
     for (const edgeId of targets) {
       const state = this.edges.get(edgeId);
       if (!state) continue; // went offline meanwhile
@@ -280,35 +296,30 @@ export class SecretDelivery implements EdgeFeature {
 
   private async deliverTo(state: EdgeState, name: string, version: number): Promise<void> {
     const { edge, link } = state.connection;
-    const value = await this.vault.valueForDelivery(name, version);
-    if (!value) return; // deleted or destroyed meanwhile: the next plan removes it
-    let sealed;
-    try {
-      sealed = await sealForEdge(edge.encryptionKey, edge.id, name, version, value);
-    } finally {
-      value.fill(0);
-    }
-    const actor = 'hub';
-    await this.vault.repo.appendAuditBatch([{ actor, action: 'secret.deliver', details: { secret: name, version, edge: edge.name } } satisfies AuditEntry]);
+    const sealed = await this.sealer.seal(edge, name, version);
+    if (!sealed) return; // deleted or destroyed meanwhile: the next plan removes it
+    await this.deliveryRecords.add({ actor: 'hub', action: 'secret.deliver', details: { secret: name, version, edge: edge.name } });
     await link.request(SecretsDeliver, { name, version, ...sealed }, DELIVERY_TIMEOUT_MS);
     state.held.set(name, version);
-    await this.vault.repo.recordAck(edge.id, name, version, this.clock.now(), {
-      actor: `edge:${edge.name}`,
-      action: 'secret.ack',
-      details: { secret: name, version, edge: edge.name },
+    await this.acks.add({
+      edgeId: edge.id,
+      name,
+      version,
+      at: this.clock.now(),
+      audit: { actor: `edge:${edge.name}`, action: 'secret.ack', details: { secret: name, version, edge: edge.name } },
     });
   }
 
   private async removeFrom(state: EdgeState, name: string, version: number): Promise<void> {
     const { edge, link } = state.connection;
-    const deliverable = await this.vault.repo.deliverableVersions([name]);
-    const reason = deliverable.has(name) ? 'denied' : 'deleted';
+    // As of the last plan: a secret that is still deliverable left this edge because it is no longer allowed there.
+    const reason = this.deliverable.has(name) ? 'denied' : 'deleted';
     await link.request(SecretsRemove, { name, reason }, DELIVERY_TIMEOUT_MS);
     state.held.delete(name);
-    await this.vault.repo.recordRemoval(edge.id, name, {
-      actor: `edge:${edge.name}`,
-      action: 'secret.remove',
-      details: { secret: name, version, edge: edge.name, reason },
+    await this.removals.add({
+      edgeId: edge.id,
+      name,
+      audit: { actor: `edge:${edge.name}`, action: 'secret.remove', details: { secret: name, version, edge: edge.name, reason } },
     });
   }
 

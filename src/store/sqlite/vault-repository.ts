@@ -6,7 +6,9 @@
 import type { AuditEntry } from '../store.js';
 import type {
   AccessKind,
+  DeliveryAck,
   DeliveryRecord,
+  DeliveryRemoval,
   ReadCount,
   SealedValue,
   SecretAccessRule,
@@ -224,20 +226,23 @@ export class SqliteVaultRepository implements VaultStore {
     });
   }
 
-  async recordAck(edgeId: string, name: string, version: number, at: number, audit: AuditEntry): Promise<void> {
-    await this.change(audit, () => {
-      this.db
-        .prepare(
-          `INSERT INTO secret_deliveries (edge_id, name, version, delivered_at) VALUES (?, ?, ?, ?)
-           ON CONFLICT (edge_id, name) DO UPDATE SET version = excluded.version, delivered_at = excluded.delivered_at`,
-        )
-        .run(edgeId, name, version, at);
+  async recordAcks(acks: readonly DeliveryAck[]): Promise<void> {
+    if (acks.length === 0) return;
+    await this.change(undefined, () => {
+      const upsert = this.db.prepare(
+        `INSERT INTO secret_deliveries (edge_id, name, version, delivered_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (edge_id, name) DO UPDATE SET version = excluded.version, delivered_at = excluded.delivered_at`,
+      );
+      // Each ack and its record in a savepoint of the one transaction.
+      for (const ack of acks) this.store.withAudit(ack.audit, () => upsert.run(ack.edgeId, ack.name, ack.version, ack.at));
     });
   }
 
-  async recordRemoval(edgeId: string, name: string, audit: AuditEntry): Promise<void> {
-    await this.change(audit, () => {
-      this.db.prepare('DELETE FROM secret_deliveries WHERE edge_id = ? AND name = ?').run(edgeId, name);
+  async recordRemovals(removals: readonly DeliveryRemoval[]): Promise<void> {
+    if (removals.length === 0) return;
+    await this.change(undefined, () => {
+      const remove = this.db.prepare('DELETE FROM secret_deliveries WHERE edge_id = ? AND name = ?');
+      for (const removal of removals) this.store.withAudit(removal.audit, () => remove.run(removal.edgeId, removal.name));
     });
   }
 
