@@ -2,16 +2,17 @@
  * Seals secret versions for edges during a fan-out. A version going to a thousand edges is
  * read from the store and opened (data key unwrapped, value decrypted) once, not once per
  * edge: the opened value is shared by the deliveries of that version that are under way,
- * and wiped when the last of them is sealed. Sealing is bounded (MAX_CONCURRENT_SEALS at a
- * time), so a large fan-out sends its first deliveries while the rest are still being
- * sealed, instead of sealing everything before anything goes out.
+ * and wiped when the last of them is sealed. Sealing (synchronous, about 0.2 ms each) runs
+ * at most SEALS_PER_TURN per turn of the event loop, so a large fan-out sends its first
+ * deliveries, and takes their acknowledgements, while the rest are still being sealed,
+ * instead of sealing everything before anything goes out.
  */
 import { sealForEdge, type SealedForEdge } from '../protocol/secret-hpke.js';
 import type { EdgeRecord } from '../store/store.js';
 import type { VaultService } from './vault-service.js';
 
-/** Seals under way at once. */
-const MAX_CONCURRENT_SEALS = 32;
+/** Seals per turn of the event loop: a few milliseconds of work between I/O. */
+const SEALS_PER_TURN = 16;
 
 interface OpenedValue {
   value: Promise<Buffer | undefined>;
@@ -20,7 +21,7 @@ interface OpenedValue {
 
 export class EdgeSealer {
   private readonly opened = new Map<string, OpenedValue>();
-  private active = 0;
+  private sealsThisTurn = 0;
   private readonly waiting: (() => void)[] = [];
 
   constructor(private readonly vault: VaultService) {}
@@ -36,13 +37,10 @@ export class EdgeSealer {
     }
     entry.users++;
     try {
-      await this.slot();
-      try {
-        const value = await entry.value;
-        return value ? await sealForEdge(edge.encryptionKey, edge.id, name, version, value) : undefined;
-      } finally {
-        this.release();
-      }
+      const value = await entry.value;
+      if (!value) return undefined;
+      await this.turn();
+      return sealForEdge(edge.encryptionKey, edge.id, name, version, value);
     } finally {
       if (--entry.users === 0) {
         this.opened.delete(key);
@@ -51,17 +49,20 @@ export class EdgeSealer {
     }
   }
 
-  private slot(): Promise<void> {
-    if (this.active < MAX_CONCURRENT_SEALS) {
-      this.active++;
+  /** Resolves when this turn of the event loop still has room for a seal (or a later one does). */
+  private turn(): Promise<void> {
+    if (this.sealsThisTurn === 0) setImmediate(() => this.nextTurn());
+    if (this.sealsThisTurn < SEALS_PER_TURN) {
+      this.sealsThisTurn++;
       return Promise.resolve();
     }
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  private release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.active--;
+  private nextTurn(): void {
+    const ready = this.waiting.splice(0, SEALS_PER_TURN);
+    this.sealsThisTurn = ready.length;
+    for (const resolve of ready) resolve();
+    if (this.waiting.length > 0 || ready.length > 0) setImmediate(() => this.nextTurn());
   }
 }

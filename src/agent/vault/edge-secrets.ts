@@ -11,7 +11,7 @@
 import { DrawbridgeError } from '../../errors.js';
 import { MAX_READ_COUNTS_PER_REPORT, SecretsDeliver, SecretsReads, SecretsRemove, SecretsSync } from '../../protocol/messages/index.js';
 import type { BodyOf } from '../../protocol/control.js';
-import { openAtEdge, recipientKey, type HpkeKey } from '../../protocol/secret-hpke.js';
+import { openAtEdge, recipientKey, type RecipientKey } from '../../protocol/secret-hpke.js';
 import type { Link } from '../../transport/link.js';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/logger.js';
@@ -35,7 +35,7 @@ interface ReadCounter {
 export class EdgeSecrets implements AgentFeature {
   readonly capability = 'secrets';
   private link: Link | undefined;
-  private readonly recipient: Promise<HpkeKey>;
+  private recipient: RecipientKey | undefined;
   private readonly listeners: ((change: SecretChange) => void)[] = [];
   private readonly reads = new Map<string, ReadCounter>();
   private reportTimer: TimerHandle | undefined;
@@ -49,10 +49,7 @@ export class EdgeSecrets implements AgentFeature {
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly readReportIntervalMs: number,
-  ) {
-    this.recipient = recipientKey(edge.encryptionKey);
-    this.recipient.catch(() => undefined);
-  }
+  ) {}
 
   /** Loads the cache (refusing what does not authenticate) and starts read reports. */
   start(): void {
@@ -116,7 +113,8 @@ export class EdgeSecrets implements AgentFeature {
   private async onDeliver(body: BodyOf<typeof SecretsDeliver>): Promise<{ stored: true }> {
     let value: Buffer;
     try {
-      value = await openAtEdge(await this.recipient, this.edge.id, body.name, body.version, { enc: body.enc, ciphertext: body.ciphertext });
+      this.recipient ??= recipientKey(this.edge.encryptionKey);
+      value = openAtEdge(this.recipient, this.edge.id, body.name, body.version, { enc: body.enc, ciphertext: body.ciphertext });
     } catch (error) {
       this.logger.error({ secret: body.name, version: body.version, err: (error as Error).message }, 'refused a secret delivery that does not open with this edge\'s key');
       throw error;
