@@ -37,6 +37,9 @@ const program = new Command('drawbridge')
   .version(VERSION)
   .option('--debug', 'print stack traces on errors')
   .showHelpAfterError('(run with --help for usage)')
+  // The program's own options only before a command: `secrets get NAME --version 3` is the
+  // command's --version, not the program's (which printed 0.1.0 and did nothing).
+  .enablePositionalOptions()
   .exitOverride();
 
 for (const command of [
