@@ -1,13 +1,18 @@
 /**
  * Delivery end to end, in process: a change reaches the edges it concerns (and only those),
  * each stored version is acknowledged and shown in status, denied and deleted secrets leave
- * the edge, an edge that reconnects gets the difference, and a hub restart in the middle of
- * a delivery loses nothing.
+ * the edge, an edge that reconnects gets the difference, a hub restart in the middle of a
+ * delivery loses nothing, and a tampered cache entry is refused and fetched again.
  */
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { after, before, describe, it } from 'node:test';
 import type { AgentHandle } from '../../src/agent/agent.js';
 import type { AuditView, EdgeSecretView } from '../../src/protocol/api-types.js';
+import type { Logger } from '../../src/util/logger.js';
 import { filesContaining } from '../plaintext-scan.js';
 import { holds, secretPath, startVaultWorld, until, type VaultWorld } from './vault-harness.js';
 
@@ -102,6 +107,28 @@ describe('secret delivery', { timeout: 90_000 }, () => {
     await w.restartHub();
     await holds(agentA, 'plant-3/db-password', version, 20_000);
     await until(async () => (await w.status('plant-3/db-password')).edges.find((e) => e.edge === 'edge-a')?.version === version, 'status after restart', 10_000);
+  });
+
+  it('a tampered cache entry is refused at start, said in the log, and fetched from the hub again', async () => {
+    const held = agentA.secrets.get('plant-3/db-password');
+    held?.value.fill(0);
+    const deliveriesBefore = (await audit('secret.deliver')).length;
+    await agentA.close();
+    const cacheFile = join(dirname(configA), 'secrets-cache.json');
+    const cache = JSON.parse(readFileSync(cacheFile, 'utf8')) as { entries: Record<string, { sealed: string }> };
+    const entry = cache.entries['plant-3/db-password'];
+    assert.ok(entry && held);
+    const sealed = Buffer.from(entry.sealed, 'base64');
+    sealed[sealed.length - 1] = (sealed[sealed.length - 1] as number) ^ 1;
+    entry.sealed = sealed.toString('base64');
+    writeFileSync(cacheFile, JSON.stringify(cache));
+
+    let log = '';
+    const sink = new Writable({ write: (chunk: Buffer, _encoding, done) => ((log += chunk.toString()), done()) });
+    agentA = await w.startAgent(configA, { logger: pino({ level: 'info' }, sink) as unknown as Logger });
+    assert.match(log, /did not authenticate/);
+    await holds(agentA, 'plant-3/db-password', held.version);
+    assert.ok((await audit('secret.deliver')).length > deliveriesBefore, 'delivered again');
   });
 
   it('never writes a value in clear to the hub or the agents\' directories', async () => {
