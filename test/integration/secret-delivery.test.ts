@@ -38,12 +38,13 @@ describe('secret delivery', { timeout: 90_000 }, () => {
   const audit = async (action: string): Promise<AuditView[]> =>
     (await w.call<{ records: AuditView[] }>('GET', `/v1/audit?action=${action}&limit=1000`)).records;
 
-  it('put, then allow by device: the edge holds it within 2 s, acknowledges it, and status shows it', async () => {
+  it('put, then allow by device: the edge holds it at once (pushed), acknowledges it, and status shows it', async () => {
     await w.put('plant-3/db-password', 'pw-v1-4b1d');
-    const allowedAt = Date.now();
+    const link = w.connectionOf('edge-a');
     await w.call('POST', secretPath('plant-3/db-password', '/allow'), { device: 'cell-a' });
-    await holds(agentA, 'plant-3/db-password', 1, 2000);
-    assert.ok(Date.now() - allowedAt < 2000);
+    await holds(agentA, 'plant-3/db-password', 1);
+    // Pushed over the link the edge had (how fast is the benchmark's business: bench/secrets.ts).
+    assert.equal(w.connectionOf('edge-a'), link);
     assert.equal(agentA.secrets.get('plant-3/db-password')?.value.toString(), 'pw-v1-4b1d');
     await until(async () => (await w.status('plant-3/db-password')).edges[0]?.version === 1, 'the acknowledgement in status');
     const status = await w.status('plant-3/db-password');
@@ -68,25 +69,27 @@ describe('secret delivery', { timeout: 90_000 }, () => {
 
   it('a new version reaches the edge; allow by tag and by edge work too', async () => {
     await w.put('plant-3/db-password', 'pw-v2-77aa');
-    await holds(agentA, 'plant-3/db-password', 2, 2000);
+    await holds(agentA, 'plant-3/db-password', 2);
     await w.put('shared/api-key', 'api-key-9c9c');
     await w.call('POST', secretPath('shared/api-key', '/allow'), { tag: 'site=plant-9' });
-    await holds(agentB, 'shared/api-key', 1, 2000);
+    await holds(agentB, 'shared/api-key', 1);
     assert.equal(agentA.secrets.get('shared/api-key'), undefined);
     await w.call('POST', secretPath('shared/api-key', '/allow'), { edge: 'edge-a' });
-    await holds(agentA, 'shared/api-key', 1, 2000);
+    await holds(agentA, 'shared/api-key', 1);
   });
 
   it('deny and delete remove the secret from the edge; undelete brings it back', async () => {
     await w.call('POST', secretPath('shared/api-key', '/deny'), { tag: 'site=plant-9' });
-    await holds(agentB, 'shared/api-key', undefined, 2000);
+    await holds(agentB, 'shared/api-key', undefined);
     await until(async () => !(await w.status('shared/api-key')).edges.some((e) => e.edge === 'edge-b'), 'edge-b gone from status');
     await w.call('POST', secretPath('shared/api-key', '/delete'), {});
-    await holds(agentA, 'shared/api-key', undefined, 2000);
+    await holds(agentA, 'shared/api-key', undefined);
+    // The hub records a removal once the edge's answer is back: wait for the second record.
+    await until(async () => (await audit('secret.remove')).length === 2, 'both removals recorded');
     const removals = await audit('secret.remove');
     assert.deepEqual(removals.map((r) => [r.details['edge'], r.details['reason']]), [['edge-b', 'denied'], ['edge-a', 'deleted']]);
     await w.call('POST', secretPath('shared/api-key', '/undelete'), {});
-    await holds(agentA, 'shared/api-key', 1, 2000);
+    await holds(agentA, 'shared/api-key', 1);
   });
 
   it('an edge that reconnects reports what it holds and gets the difference', async () => {
