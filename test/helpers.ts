@@ -519,3 +519,11 @@ export function rssBytes(pid: number): number {
   if (!kb) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(kb) * 1024;
 }
+
+/**
+ * Every character a terminal acts on except the newline that ends a line: C0, DEL, C1, the
+ * Unicode line separators and the bidi controls (the oracle for terminal-injection tests,
+ * written independently of src/util/control-chars.ts).
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+export const RAW_CONTROL = new RegExp('[\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]');

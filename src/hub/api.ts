@@ -20,14 +20,14 @@ import { verifySignature } from './edge-registry.js';
 import { EDGE_ROUTES } from './routes/edges.js';
 import type { AuditView, DeviceView, SessionView, UserView } from '../protocol/api-types.js';
 import { assertValidName } from '../util/names.js';
-import { nameSchema } from '../util/schemas.js';
+import { nameSchema, plainText } from '../util/schemas.js';
 import { MAX_REASON_LENGTH, publicAccessView } from './access.js';
-import { clientAddress, MAX_ANONYMOUS_BODY_BYTES, MAX_BODY_BYTES, parseJson, readBody, sendJson, validate, type Params } from './http.js';
+import { clientAddress, MAX_ANONYMOUS_BODY_BYTES, MAX_BODY_BYTES, parseJson, readBody, sendJson, toJsonText, validate, type Params } from './http.js';
 import { ANONYMOUS, RESERVED_USER_NAMES, requireRole, type Principal } from './principals.js';
 import type { HubServices } from './services.js';
 
 const tagsSchema = z
-  .record(z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tag keys are 1-64 of letters, digits, "_", "." and "-"'), z.string().min(1).max(128))
+  .record(z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tag keys are 1-64 of letters, digits, "_", "." and "-"'), plainText({ min: 1, max: 128 }))
   .refine((tags) => Object.keys(tags).length <= 32, 'at most 32 tags');
 const MAX_ENROLLMENT_TTL_MS = 30 * 86_400_000;
 
@@ -40,14 +40,14 @@ export const EnrollmentBody = z.strictObject({ enrollmentTtlMs: z.number().int()
 export const EnrollBody = z.strictObject({
   id: z.string().regex(/^[0-9a-f]{16}$/),
   secret: z.string().min(16).max(128),
-  device: z.string().max(63),
+  device: nameSchema,
   publicKey: z.string().min(40).max(200),
   /** The agent's own identity: created on the edge at its first enrollment. */
   edge: z.strictObject({
     name: z.string().max(63),
     /** true when the operator chose the name (--edge-name): a clash is then an error, not renamed */
     nameChosen: z.boolean().default(false),
-    hostname: z.string().max(253),
+    hostname: plainText({ max: 253 }),
     signingKey: z.string().min(40).max(200),
     encryptionKey: z.string().min(40).max(200),
     /** Edge key signature over enrollPayload(): proves the edge holds the key it registers. */
@@ -62,10 +62,10 @@ export const RotateBody = z.strictObject({ name: nameSchema.optional() });
 export const AccessRequestBody = z.strictObject({
   device: z.string().max(200),
   durationMs: z.number().int().positive(),
-  reason: z.string().max(MAX_REASON_LENGTH),
+  reason: plainText({ max: MAX_REASON_LENGTH }),
 });
-export const ApproveBody = z.strictObject({ note: z.string().max(MAX_REASON_LENGTH).optional() });
-export const DenyBody = z.strictObject({ reason: z.string().min(1).max(MAX_REASON_LENGTH) });
+export const ApproveBody = z.strictObject({ note: plainText({ max: MAX_REASON_LENGTH }).optional() });
+export const DenyBody = z.strictObject({ reason: plainText({ min: 1, max: MAX_REASON_LENGTH }) });
 
 const AuditQuerySchema = z.strictObject({
   device: z.string().max(200).optional(),
@@ -505,7 +505,7 @@ export const ROUTES: RouteSpec[] = [
       for (;;) {
         const batch = await s.store.scanAudit(after, 2000);
         if (batch.length === 0) break;
-        const ok = res.write(batch.map((r) => JSON.stringify(auditView(r))).join('\n') + '\n');
+        const ok = res.write(batch.map((r) => toJsonText(auditView(r))).join('\n') + '\n');
         after = (batch[batch.length - 1] as AuditRecord).seq;
         // Between batches the event loop serves everything else: export never stalls the hub.
         if (!ok) await new Promise((resolve) => res.once('drain', resolve));

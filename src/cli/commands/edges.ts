@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { EdgeView } from '../../protocol/api-types.js';
 import { assertValidName } from '../../util/names.js';
 import { addHubFlags, withHub, type HubFlags } from '../context.js';
-import { printJson, printTable, shortTime } from '../output.js';
+import { printFields, printJson, printLine, printTable, shortTime } from '../output.js';
 
 export function edgesCommand(): Command {
   const edges = new Command('edges').description('edges: the hosts agents run on, each with its own keys, hosting virtual devices');
@@ -21,9 +21,7 @@ export function edgesCommand(): Command {
       assertValidName(name, 'edge name');
       const e = await withHub(opts, (c) => c.request<EdgeView & Record<string, unknown>>('GET', `/v1/edges/${name}`));
       if (opts.json) return printJson(e);
-      for (const [k, v] of Object.entries(e)) {
-        process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(', ') || '-' : v === null ? '-' : String(v)}\n`);
-      }
+      printFields(e);
     },
   );
 
@@ -37,7 +35,7 @@ export function edgesCommand(): Command {
         assertValidName(name, 'edge name');
         const result = await withHub(opts, (c) => c.request<Record<string, unknown>>(method, `/v1/edges/${name}${suffix}`));
         if (opts.json) return printJson(result);
-        process.stdout.write(`edge "${name}" ${verb === 'remove' ? 'removed' : verb + 'd'}\n`);
+        printLine(`edge "${name}" ${verb === 'remove' ? 'removed' : verb + 'd'}`);
       },
     );
   }
