@@ -17,6 +17,7 @@ import {
   addDeviceWithAgent,
   cleanup,
   runCli,
+  secretOf,
   spawnCli,
   startEchoServer,
   startHubProcess,
@@ -41,7 +42,6 @@ interface VerifyResult {
 }
 
 const FAKE_TOKEN = 'dbp_0123456789abcdef_' + 'A'.repeat(43);
-const secretOf = (token: string): string => token.slice(token.lastIndexOf('_') + 1);
 
 /** curl from another loopback source address, so the rate limit trips there and not for 127.0.0.1. */
 async function curlFrom(source: string, hub: HubProcess, token: string): Promise<{ status: number; headers: string }> {

@@ -527,3 +527,13 @@ export function rssBytes(pid: number): number {
  */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 export const RAW_CONTROL = new RegExp('[\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]');
+
+/**
+ * The secret part of an API token (dbp_ID_SECRET). The secret is base64url and may itself
+ * contain "_", so it is parsed by the token format, never cut at the last "_".
+ */
+export function secretOf(token: string): string {
+  const match = /^dbp_[0-9a-f]{16}_([A-Za-z0-9_-]{43})$/.exec(token);
+  if (!match) throw new Error(`not an API token: ${token.slice(0, 12)}...`);
+  return match[1] as string;
+}

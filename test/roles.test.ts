@@ -11,6 +11,7 @@ import {
   addDeviceWithAgent,
   cleanup,
   runCli,
+  secretOf,
   startConnect,
   startEchoServer,
   startHubProcess,
@@ -21,7 +22,6 @@ import { addUser, api, as, holdEchoSocket, json, ok, refused, SLACK_MS, timeWhen
 import type { DeviceView } from '../src/protocol/api-types.js';
 
 
-const secretOf = (token: string): string => token.slice(token.lastIndexOf('_') + 1);
 
 describe('roles, users and tokens', () => {
   let hub: HubProcess;
