@@ -7,22 +7,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { HubClient } from '../../src/client/hub-client.js';
-import type { DrawbridgeError } from '../../src/errors.js';
 import type { AccessView } from '../../src/protocol/api-types.js';
 import { RAW_CONTROL } from '../helpers.js';
+import { refusal } from './api-helpers.js';
 import { rawRequest } from './raw-http.js';
 import { startHarness, type Harness } from './stream-harness.js';
 
 const ANSI = 'INC-1\u001b[2K\u001b[1A\u001b[2K';
-
-async function refusal(call: Promise<unknown>): Promise<DrawbridgeError> {
-  try {
-    await call;
-  } catch (error) {
-    return error as DrawbridgeError;
-  }
-  assert.fail('the hub accepted a control character');
-}
 
 describe('control characters in API input', { timeout: 60_000 }, () => {
   let h: Harness;
