@@ -14,8 +14,7 @@ import type { HubClient } from '../../src/client/hub-client.js';
 import type { TunnelEvent } from '../../src/client/tunnel.js';
 import type { AccessView, AuditView, SessionView } from '../../src/protocol/api-types.js';
 import { ManualClock } from '../../src/util/clock.js';
-import { holdEchoSocket, SLACK_MS } from '../jit-helpers.js';
-import { refused, streamOutcome, tryStream, until } from './api-helpers.js';
+import { holdEchoSocket, refused, SLACK_MS, streamOutcome, tryStream, until } from './api-helpers.js';
 import { rawRequest } from './raw-http.js';
 import { echoServer, startHarness, type Harness } from './stream-harness.js';
 

@@ -4,6 +4,7 @@
  * connection held open through a tunnel.
  */
 import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { HubClient } from '../../src/client/hub-client.js';
 import type { DrawbridgeError } from '../../src/errors.js';
@@ -69,4 +70,31 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Spec bounds like "within 1 s" are asserted with this much slack for process scheduling on a busy machine. */
+export const SLACK_MS = 500;
+
+export interface HeldSocket {
+  socket: Socket;
+  /** Resolves with Date.now() when the local socket closes */
+  closedAt: Promise<number>;
+}
+
+/**
+ * Opens a TCP connection to a tunnel port in front of an echo target, proves data flows
+ * both ways, and keeps it open.
+ */
+export async function holdEchoSocket(port: number, payload = 'ping'): Promise<HeldSocket> {
+  const socket = connect({ host: '127.0.0.1', port });
+  socket.on('error', () => undefined);
+  const closedAt = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+  let received = '';
+  socket.on('data', (c: Buffer) => (received += c.toString()));
+  await Promise.race([
+    until(() => received.includes(payload), `echo of "${payload}"`),
+    closedAt.then(() => Promise.reject(new Error(`the stream closed before the echo arrived (got "${received}")`))),
+    new Promise<void>((resolve) => socket.once('connect', () => (socket.write(payload), resolve()))).then(() => new Promise<never>(() => undefined)),
+  ]);
+  return { socket, closedAt };
 }

@@ -22,8 +22,7 @@ import type { AuditRecord } from '../../src/store/store.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { secretOf } from '../helpers.js';
-import { holdEchoSocket } from '../jit-helpers.js';
-import { refused, until } from './api-helpers.js';
+import { holdEchoSocket, refused, until } from './api-helpers.js';
 import { rawRequest } from './raw-http.js';
 import { capturingLogger, echoServer, startHarness, type Harness } from './stream-harness.js';
 

@@ -16,8 +16,7 @@ import type { TunnelEvent } from '../../src/client/tunnel.js';
 import type { DeviceView } from '../../src/protocol/api-types.js';
 import { VERSION } from '../../src/version.js';
 import { hubRequest, type HubProcess } from '../helpers.js';
-import { holdEchoSocket } from '../jit-helpers.js';
-import { hubTarget, refused, streamOutcome, until } from './api-helpers.js';
+import { holdEchoSocket, hubTarget, refused, streamOutcome, until } from './api-helpers.js';
 import { echoServer, startHarness, type Harness } from './stream-harness.js';
 
 const mode = (path: string): number => statSync(path).mode & 0o777;

@@ -13,8 +13,7 @@ import type { TunnelEvent } from '../../src/client/tunnel.js';
 import type { AccessView, AuditView, DeviceView, UserView } from '../../src/protocol/api-types.js';
 import type { AgentHandle } from '../../src/agent/agent.js';
 import { secretOf } from '../helpers.js';
-import { holdEchoSocket, SLACK_MS } from '../jit-helpers.js';
-import { refused, streamOutcome, tryStream, until } from './api-helpers.js';
+import { holdEchoSocket, refused, SLACK_MS, streamOutcome, tryStream, until } from './api-helpers.js';
 import { rawRequest } from './raw-http.js';
 import { echoServer, startHarness, type Harness } from './stream-harness.js';
 
