@@ -73,7 +73,8 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRes
       child.kill('SIGKILL');
       reject(new Error(`drawbridge ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, options.timeoutMs ?? 30_000);
-    child.once('exit', (code) => {
+    // 'close', not 'exit': a process may exit before its output has been read to the end.
+    child.once('close', (code) => {
       clearTimeout(timer);
       children.delete(child);
       resolve({ code: code ?? -1, stdout, stderr });
@@ -263,7 +264,7 @@ export function runProgram(
       children.delete(child);
       reject(error);
     });
-    child.once('exit', (code) => {
+    child.once('close', (code) => {
       clearTimeout(timer);
       children.delete(child);
       resolve({ code: code ?? -1, stdout: Buffer.concat(stdout), stderr });

@@ -45,7 +45,7 @@ function runBin(args: string[]): Promise<CliResult> {
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.once('error', reject);
-    child.once('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 }
 
@@ -268,7 +268,9 @@ describe('drawbridge against a hub', { timeout: 90_000 }, () => {
     assert.notEqual(unverified.code, 0, 'curl must not trust the hub without its CA');
     assert.equal(health.code, 0, health.stderr);
     assert.deepEqual(JSON.parse(health.stdout.toString()), { status: 'ok' });
+    assert.equal(adminHealth.code, 0, adminHealth.stderr);
     assert.equal((JSON.parse(adminHealth.stdout.toString()) as { version: string }).version, PACKAGE.version);
+    assert.equal(openapi.code, 0, openapi.stderr);
     assert.equal((JSON.parse(openapi.stdout.toString()) as { openapi: string }).openapi, '3.1.0');
     assert.notEqual(anonymousMetrics.code, 0, '/metrics must need a token by default');
     assert.equal(metrics.code, 0, metrics.stderr);
