@@ -2,8 +2,8 @@
  * The two child processes of the event-loop stall benchmark (bench/stalls.ts), each driven
  * by one-line commands on stdin and answering one JSON line on stdout:
  *
- *   node dist/bench/stall-processes.js hub DATA_DIR
- *     runs a hub on DATA_DIR (127.0.0.1, a free port) and watches its own event loop with
+ *   node dist/bench/stall-processes.js hub DATA_DIR PORT
+ *     runs a hub on DATA_DIR (127.0.0.1:PORT, the port the agent was enrolled with) and watches its own event loop with
  *     perf_hooks.monitorEventLoopDelay (1 ms resolution);
  *   node dist/bench/stall-processes.js probe AGENT_CONFIG HUB_URL TOKEN PIN DEVICE
  *     runs the device's agent, an echo target and a client tunnel, and sends a 1-byte
@@ -32,10 +32,10 @@ function commands(handlers: Record<string, () => unknown | Promise<unknown>>): v
   });
 }
 
-async function runHub(dataDir: string): Promise<void> {
+async function runHub(dataDir: string, port: number): Promise<void> {
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
-  const hub = await startHub({ dataDir, host: '127.0.0.1', port: 0, logger: silentLogger() });
+  const hub = await startHub({ dataDir, host: '127.0.0.1', port, logger: silentLogger() });
   commands({
     reset: () => {
       delay.reset();
@@ -53,7 +53,10 @@ async function runHub(dataDir: string): Promise<void> {
 }
 
 async function runProbe(configPath: string, hubUrl: string, token: string, caPin: string, device: string): Promise<void> {
-  const echo = createServer((socket) => socket.pipe(socket));
+  const echo = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.pipe(socket);
+  });
   await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
   // The device's target is this process's echo server.
   const config = parseYaml(readFileSync(configPath, 'utf8')) as { devices: { name: string; target: string }[] };
@@ -66,6 +69,7 @@ async function runProbe(configPath: string, hubUrl: string, token: string, caPin
   const tunnel = await openTunnel({ client, device });
   const socket: Socket = connect({ host: '127.0.0.1', port: tunnel.port });
   await new Promise((resolve) => socket.once('connect', resolve));
+  socket.on('error', () => undefined);
   let samples: number[] = [];
   let sentAt = 0;
   let outstanding = false;
@@ -104,9 +108,9 @@ async function runProbe(configPath: string, hubUrl: string, token: string, caPin
 }
 
 const [role, ...args] = process.argv.slice(2);
-if (role === 'hub') await runHub(args[0] as string);
+if (role === 'hub') await runHub(args[0] as string, Number(args[1] ?? 0));
 else if (role === 'probe') await runProbe(args[0] as string, args[1] as string, args[2] as string, args[3] as string, args[4] as string);
 else {
-  process.stderr.write('usage: stall-processes.js hub DATA_DIR | probe AGENT_CONFIG HUB_URL TOKEN PIN DEVICE\n');
+  process.stderr.write('usage: stall-processes.js hub DATA_DIR PORT | probe AGENT_CONFIG HUB_URL TOKEN PIN DEVICE\n');
   process.exit(2);
 }

@@ -13,6 +13,12 @@
  * (audit verify, export, list pages, the access sweeps with a backlog, removing a device
  * with thousands of open requests, ...) it reports the hub's worst stall and p99, and the
  * session's worst round trip, against the 50 ms rule.
+ *
+ * On a shared machine the hub's process is sometimes not scheduled for tens of ms while
+ * other processes run; the loop monitor cannot tell that from a stall. So every phase runs
+ * --repeat times (3): a stall the hub causes recurs in every run, a scheduling hiccup does
+ * not. The verdict is on the median of the runs' worst stalls; the table shows the worst of
+ * all runs beside it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -38,13 +44,18 @@ const { values: args } = parseArgs({
     audit: { type: 'string', default: '1000000' },
     devices: { type: 'string', default: '10000' },
     requests: { type: 'string', default: '10000' },
+    repeat: { type: 'string', default: '3' },
     keep: { type: 'boolean', default: false },
   },
 });
 const AUDIT = Number(args.audit);
 const DEVICES = Number(args.devices);
 const REQUESTS = Number(args.requests);
+const REPEAT = Number(args.repeat);
 const PER_PRINCIPAL = 20; // access.maxPendingRequestsPerPrincipal: seeded as the API would allow
+
+/** Open requests on each device the removal phase removes (most of the pending ones). */
+const hotRequests = (): number => Math.floor((REQUESTS * 0.9) / REPEAT);
 
 const log = (text: string): void => void process.stderr.write(text + '\n');
 
@@ -55,7 +66,17 @@ class Driven {
   constructor(readonly child: ChildProcess) {
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     let first: ((value: Record<string, unknown>) => void) | undefined;
-    this.ready = new Promise((resolve) => (first = resolve));
+    this.ready = new Promise((resolve, reject) => {
+      first = resolve;
+      child.once('exit', (code) => reject(new Error(`${child.spawnargs.slice(1, 3).join(' ')} exited with ${code}`)));
+    });
+    // A child that dies mid-run ends the benchmark instead of leaving it waiting.
+    child.once('exit', (code) => {
+      if (code !== 0) {
+        log(`${child.spawnargs.slice(1, 3).join(' ')} exited with ${code}`);
+        process.exit(1);
+      }
+    });
     lines.on('line', (line) => {
       const value = JSON.parse(line) as Record<string, unknown>;
       if (first) {
@@ -77,7 +98,7 @@ function drive(args: string[]): Driven {
 }
 
 /** Seeds the database the way the hub writes it; returns the seconds each part took. */
-function seed(dbFile: string, hot: string): Record<string, number> {
+function seed(dbFile: string, hot: string[]): Record<string, number> {
   const db = new Database(dbFile);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = OFF');
@@ -96,13 +117,14 @@ function seed(dbFile: string, hot: string): Record<string, number> {
   timed('devices', () => {
     const insert = db.prepare('INSERT INTO devices (name, tags, enabled, created_at) VALUES (?, ?, 1, ?)');
     for (let i = 0; i < DEVICES; i++) insert.run(`dev-${String(i).padStart(5, '0')}`, JSON.stringify({ site: `site-${i % 50}`, line: String(i % 7) }), now - 86_400_000);
-    insert.run(hot, '{"site":"hot"}', now - 86_400_000);
+    for (const name of hot) insert.run(name, '{"site":"hot"}', now - 86_400_000);
   });
   timed('requests', () => {
-    // Half of them wait on one device (removing it ends them all); the rest are spread out.
+    // Most of them wait on a few devices (removing one ends them all); the rest are spread out.
     const insert = db.prepare("INSERT INTO access_requests (id, principal, device, duration_ms, reason, status, created_at, request_expires_at) VALUES (?, ?, ?, 3600000, ?, 'pending', ?, ?)");
+    const perHot = hotRequests();
     for (let i = 0; i < REQUESTS; i++) {
-      const device = i < REQUESTS / 2 ? hot : `dev-${String(i % DEVICES).padStart(5, '0')}`;
+      const device = i < perHot * hot.length ? (hot[Math.floor(i / perHot)] as string) : `dev-${String(i % DEVICES).padStart(5, '0')}`;
       insert.run(`ar_${randomBytes(8).toString('hex')}`, `op-${String(Math.floor(i / PER_PRINCIPAL)).padStart(5, '0')}`, device, `INC-${i}: routine maintenance`, now - 60_000, now + 3_600_000);
     }
   });
@@ -145,7 +167,10 @@ function dueBacklog(dbFile: string, expiring: number, ending: number): void {
 interface PhaseResult {
   phase: string;
   seconds: number;
+  /** the median over the runs of each run's worst stall */
   hubMaxMs: number;
+  /** the worst stall of any run */
+  hubWorstMs: number;
   hubP99Ms: number;
   rttMaxMs: number;
   rttP99Ms: number;
@@ -155,7 +180,7 @@ interface PhaseResult {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'db-stalls-'));
   const dataDir = join(dir, 'hub');
-  const hot = 'hot-dev';
+  const hot = Array.from({ length: REPEAT }, (_, i) => `hot-dev-${i + 1}`);
   try {
     // 1. A real hub creates its PKI, admin and schema; the probe's device is enrolled for real.
     const init = await startHub({ dataDir, host: '127.0.0.1', port: 0, logger: silentLogger() });
@@ -165,6 +190,7 @@ async function main(): Promise<void> {
     const agentConfig = join(dir, 'agent', 'agent.yaml');
     mkdirSync(dirname(agentConfig), { recursive: true });
     await enrollDevice({ token: enrollmentToken, target: '127.0.0.1:9', configPath: agentConfig, edgeName: 'probe' });
+    const port = init.port;
     admin.close();
     await init.close();
 
@@ -174,23 +200,37 @@ async function main(): Promise<void> {
     log(`seeded in ${Object.entries(seeded).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}`);
 
     // 3. The hub in its own process, the interactive session in another.
-    const hub = drive(['hub', dataDir]);
+    const hub = drive(['hub', dataDir, String(port)]);
     const started = (await hub.ready) as { url: string; caPin: string };
     const probe = drive(['probe', agentConfig, started.url, token, started.caPin, 'rtt-dev']);
     await probe.ready;
     const client = await HubClient.connect({ hubUrl: started.url, token, caPin: started.caPin }, { cacheDir: join(dir, 'client') });
     const results: PhaseResult[] = [];
 
-    const phase = async (name: string, work: () => Promise<string>, settleMs = 300): Promise<void> => {
-      await Promise.all([hub.send('reset'), probe.send('reset')]);
-      const t0 = performance.now();
-      const note = await work();
-      const seconds = (performance.now() - t0) / 1000;
-      await new Promise((r) => setTimeout(r, settleMs));
-      const [h, p] = await Promise.all([hub.send('report'), probe.send('report')]);
-      const result = { phase: name, seconds, hubMaxMs: h['maxMs'] as number, hubP99Ms: h['p99Ms'] as number, rttMaxMs: p['maxMs'] as number, rttP99Ms: p['p99Ms'] as number, note };
+    const phase = async (name: string, work: (run: number) => Promise<string>, settleMs = 300): Promise<void> => {
+      const runs: { seconds: number; hubMaxMs: number; hubP99Ms: number; rttMaxMs: number; rttP99Ms: number; note: string }[] = [];
+      for (let run = 0; run < REPEAT; run++) {
+        await Promise.all([hub.send('reset'), probe.send('reset')]);
+        const t0 = performance.now();
+        const note = await work(run);
+        const seconds = (performance.now() - t0) / 1000;
+        await new Promise((r) => setTimeout(r, settleMs));
+        const [h, p] = await Promise.all([hub.send('report'), probe.send('report')]);
+        runs.push({ seconds, hubMaxMs: h['maxMs'] as number, hubP99Ms: h['p99Ms'] as number, rttMaxMs: p['maxMs'] as number, rttP99Ms: p['p99Ms'] as number, note });
+      }
+      const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+      const result: PhaseResult = {
+        phase: name,
+        seconds: median(runs.map((r) => r.seconds)),
+        hubMaxMs: median(runs.map((r) => r.hubMaxMs)),
+        hubWorstMs: Math.max(...runs.map((r) => r.hubMaxMs)),
+        hubP99Ms: median(runs.map((r) => r.hubP99Ms)),
+        rttMaxMs: median(runs.map((r) => r.rttMaxMs)),
+        rttP99Ms: median(runs.map((r) => r.rttP99Ms)),
+        note: runs[0]?.note ?? '',
+      };
       results.push(result);
-      log(`${name}: ${seconds.toFixed(2)} s, hub stall max ${result.hubMaxMs.toFixed(1)} ms (p99 ${result.hubP99Ms.toFixed(1)}), session RTT max ${result.rttMaxMs.toFixed(1)} ms ${note}`);
+      log(`${name}: ${result.seconds.toFixed(2)} s, hub stall max ${runs.map((r) => r.hubMaxMs.toFixed(1)).join('/')} ms (p99 ${result.hubP99Ms.toFixed(1)}), session RTT max ${runs.map((r) => r.rttMaxMs.toFixed(1)).join('/')} ms ${result.note}`);
     };
     const times = async (n: number, fn: () => Promise<unknown>): Promise<unknown> => {
       let last: unknown;
@@ -203,9 +243,16 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 3000));
       return '';
     });
-    await phase('GET /v1/devices (x3)', async () => size(await times(3, () => client.request('GET', '/v1/devices'))));
-    await phase('GET /v1/access?status=pending&limit=10000 (x3)', async () => size(await times(3, () => client.request('GET', '/v1/access?status=pending&limit=10000'))));
-    await phase('GET /v1/audit?limit=10000 (x3)', async () => size(await times(3, () => client.request('GET', '/v1/audit?order=desc&limit=10000'))));
+    await phase(`GET /v1/devices, every page (${DEVICES + 2} devices, as devices list reads them)`, async () => {
+      let pages = 0;
+      for (let after: string | null = ''; after !== null; pages++) {
+        const page: { next: string | null } = await client.request('GET', `/v1/devices${after ? `?after=${after}` : ''}`);
+        after = page.next;
+      }
+      return `(${pages} pages)`;
+    });
+    await phase('GET /v1/access?status=pending&limit=1000 (x3)', async () => size(await times(3, () => client.request('GET', '/v1/access?status=pending&limit=1000'))));
+    await phase('GET /v1/audit?limit=1000 (x3)', async () => size(await times(3, () => client.request('GET', '/v1/audit?order=desc&limit=1000'))));
     await phase('GET /v1/audit?device=...&action=... (x20)', async () => {
       await times(20, () => client.request('GET', `/v1/audit?device=dev-00042&action=stream.close&limit=100`));
       return '';
@@ -224,18 +271,23 @@ async function main(): Promise<void> {
       const result = await client.raw('GET', '/v1/audit/export', undefined, (chunk) => (bytes += chunk.length));
       return `(status ${result.status}, ${(bytes / 2 ** 20).toFixed(0)} MiB)`;
     });
-    await phase('access sweeps: 3,000 requests expire and 1,000 grants end at once', async () => {
+    await phase('access sweeps: 3,000 requests expire and 1,000 grants end at once', async (run) => {
       dueBacklog(join(dataDir, 'drawbridge.db'), 3000, 1000);
-      const deadline = Date.now() + 60_000;
-      for (;;) {
-        const { requests } = await client.request<{ requests: unknown[] }>('GET', '/v1/access?status=expired&limit=10000');
-        if (requests.length >= 3000 || Date.now() > deadline) return `(${requests.length} expired)`;
-        await new Promise((r) => setTimeout(r, 250));
+      const db = new Database(join(dataDir, 'drawbridge.db'), { readonly: true });
+      try {
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const expired = (db.prepare("SELECT count(*) AS n FROM access_requests WHERE status = 'expired'").get() as { n: number }).n;
+          if (expired >= 3000 * (run + 1) || Date.now() > deadline) return `(${expired - 3000 * run} expired)`;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      } finally {
+        db.close();
       }
     }, 1500);
-    await phase(`DELETE /v1/devices/${hot} (${REQUESTS / 2} open requests end with it)`, async () => {
-      await client.request('DELETE', `/v1/devices/${hot}`);
-      return '';
+    await phase(`DELETE /v1/devices/hot-dev-N (${hotRequests()} open requests end with it)`, async (run) => {
+      const { removed } = await client.request<{ removed: boolean }>('DELETE', `/v1/devices/${hot[run] as string}`);
+      return `(removed ${removed})`;
     }, 1000);
 
     client.close();
@@ -243,11 +295,12 @@ async function main(): Promise<void> {
     await hub.send('stop');
 
     const worst = results.reduce((a, b) => (b.hubMaxMs > a.hubMaxMs ? b : a));
-    process.stdout.write('\n| phase | took (s) | hub stall max (ms) | hub stall p99 (ms) | session RTT max (ms) | within 50 ms |\n|---|---:|---:|---:|---:|---|\n');
+    process.stdout.write(`\n${REPEAT} runs a phase; stall and RTT: median of the runs' worst (the worst of any run)\n\n`);
+    process.stdout.write('| phase | took (s) | hub stall max (ms) | hub stall p99 (ms) | session RTT max (ms) | within 50 ms |\n|---|---:|---:|---:|---:|---|\n');
     for (const r of results) {
-      process.stdout.write(`| ${r.phase} ${r.note} | ${r.seconds.toFixed(2)} | ${r.hubMaxMs.toFixed(1)} | ${r.hubP99Ms.toFixed(1)} | ${r.rttMaxMs.toFixed(1)} | ${r.hubMaxMs <= RULE_MS ? 'yes' : 'NO'} |\n`);
+      process.stdout.write(`| ${r.phase} ${r.note} | ${r.seconds.toFixed(2)} | ${r.hubMaxMs.toFixed(1)} (${r.hubWorstMs.toFixed(1)}) | ${r.hubP99Ms.toFixed(1)} | ${r.rttMaxMs.toFixed(1)} | ${r.hubMaxMs <= RULE_MS ? 'yes' : 'NO'} |\n`);
     }
-    process.stdout.write(`\nworst stall: ${worst.hubMaxMs.toFixed(1)} ms (${worst.phase}) against the ${RULE_MS} ms rule: ${worst.hubMaxMs <= RULE_MS ? 'met' : 'NOT met'}\n`);
+    process.stdout.write(`\nworst stall: ${worst.hubMaxMs.toFixed(1)} ms (${worst.phase}; worst single run ${worst.hubWorstMs.toFixed(1)} ms) against the ${RULE_MS} ms rule: ${worst.hubMaxMs <= RULE_MS ? 'met' : 'NOT met'}\n`);
     const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results', 'stalls-latest.json');
     writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), audit: AUDIT, devices: DEVICES, requests: REQUESTS, seeded, ruleMs: RULE_MS, results }, null, 2) + '\n');
     log(`figures written to ${out}`);

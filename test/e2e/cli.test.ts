@@ -175,6 +175,20 @@ describe('drawbridge against a hub', { timeout: 90_000 }, () => {
     assert.match(shown.stdout, /^tags\s+site=lab,line=7$/m);
     assert.equal(shownJson.online, true);
 
+    // More devices than one page of the API: the listing reads every page.
+    const db = new Database(join(h.hub.dataDir, 'drawbridge.db'));
+    try {
+      const insert = db.prepare("INSERT INTO devices (name, tags, enabled, created_at) VALUES (?, '{}', 1, ?)");
+      db.transaction(() => {
+        for (let i = 0; i < 600; i++) insert.run(`bulk-${String(i).padStart(3, '0')}`, Date.now());
+      })();
+    } finally {
+      db.close();
+    }
+    const everything = await json<DeviceView[]>(['devices', 'list']);
+    assert.equal(everything.filter((d) => d.name.startsWith('bulk-')).length, 600);
+    assert.ok(everything.some((d) => d.name === 'plc-7-ssh') && everything.some((d) => d.name === 'plc-8-web'));
+
     assert.match((await ok(['devices', 'disable', 'plc-8-web'])).stdout, /^device "plc-8-web" disabled\n$/);
     assert.match((await ok(['devices', 'enable', 'plc-8-web'])).stdout, /^device "plc-8-web" enabled\n$/);
     assert.match((await ok(['devices', 'remove', 'plc-8-web'])).stdout, /^device "plc-8-web" removed\n$/);

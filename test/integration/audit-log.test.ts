@@ -169,6 +169,9 @@ describe('audit log', { timeout: 90_000 }, () => {
     const relative = await query('since=1h&limit=1000');
     assert.equal(relative.length, since.length + until_.length);
     await refused(h.admin.request('GET', '/v1/audit?since=yesterday-ish'), 'VALIDATION_FAILED', /not a time/);
+    // A page is at most 1,000 records: more is one synchronous burst of work for the hub.
+    await refused(h.admin.request('GET', '/v1/audit?limit=1001'), 'VALIDATION_FAILED', /query\.limit/);
+    await refused(h.admin.request('GET', '/v1/access?limit=1001'), 'VALIDATION_FAILED', /query\.limit/);
 
     // Keyset paging: two pages of 5 are the first 10 records.
     const first = await h.admin.request<{ records: AuditView[]; next: number }>('GET', '/v1/audit?limit=5');

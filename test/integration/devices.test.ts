@@ -73,6 +73,22 @@ describe('devices, files and the HTTP surface', { timeout: 60_000 }, () => {
     assert.equal((await device('plc-8-web'))?.online, false);
   });
 
+  it('lists devices a page at a time, by name, at most 500 a page', async () => {
+    for (const name of ['page-a', 'page-b', 'page-c']) await h.admin.request('POST', '/v1/devices', { name });
+    const all = (await devices()).map((d) => d.name);
+    const paged: string[] = [];
+    for (let after: string | null = ''; after !== null; ) {
+      const page: { devices: DeviceView[]; next: string | null } = await h.admin.request('GET', `/v1/devices?limit=2${after ? `&after=${after}` : ''}`);
+      assert.ok(page.devices.length <= 2);
+      paged.push(...page.devices.map((d) => d.name));
+      after = page.next;
+    }
+    assert.deepEqual(paged, all);
+    assert.deepEqual(all, [...all].sort());
+    await refused(h.admin.request('GET', '/v1/devices?limit=501'), 'VALIDATION_FAILED', /query\.limit/);
+    for (const name of ['page-a', 'page-b', 'page-c']) await h.admin.request('DELETE', `/v1/devices/${name}`);
+  });
+
   it('shows, disables, enables and removes a device', async () => {
     assert.equal((await h.admin.request<DeviceView>('GET', '/v1/devices/plc-7-ssh')).name, 'plc-7-ssh');
     const disabled = await h.admin.request<DeviceView>('POST', '/v1/devices/plc-7-ssh/disable');

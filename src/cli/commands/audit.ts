@@ -23,7 +23,7 @@ function filterQuery(opts: FilterFlags): URLSearchParams {
     if (value) q.set(key, value);
   }
   const limit = Number(opts.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new DrawbridgeError('VALIDATION_FAILED', `--limit must be 1-10000 (got "${opts.limit}")`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new DrawbridgeError('VALIDATION_FAILED', `--limit must be 1-1000 (got "${opts.limit}"); page with --after`);
   q.set('limit', String(limit));
   return q;
 }

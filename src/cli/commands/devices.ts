@@ -70,7 +70,16 @@ export function devicesCommand(): Command {
 
   addHubFlags(devices.command('list').description('list virtual devices').option('--json', 'JSON output')).action(
     async (opts: HubFlags & { json?: boolean }) => {
-      const { devices: list } = await withHub(opts, (c) => c.request<{ devices: DeviceView[] }>('GET', '/v1/devices'));
+      // The hub answers a page at a time; a listing reads every page.
+      const list = await withHub(opts, async (c) => {
+        const all: DeviceView[] = [];
+        for (let after: string | null = ''; after !== null; ) {
+          const page: { devices: DeviceView[]; next: string | null } = await c.request('GET', `/v1/devices${after ? `?after=${encodeURIComponent(after)}` : ''}`);
+          all.push(...page.devices);
+          after = page.next;
+        }
+        return all;
+      });
       if (opts.json) return printJson(list);
       printTable(
         ['name', 'tags', 'enabled', 'online', 'last seen', 'agent', 'remote address', 'streams'],
