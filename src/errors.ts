@@ -78,6 +78,9 @@ export const ERRORS = {
   SECRET_DESTROYED: { status: 410, closeCode: 4417, message: 'the secret version was destroyed' },
   VAULT_KEY_UNAVAILABLE: { status: 503, closeCode: 1011, message: 'the vault key-encryption key is not available' },
   DECRYPT_FAILED: { status: 500, closeCode: 4438, message: 'a ciphertext did not authenticate' },
+  // hardening (issue 9)
+  USAGE: { status: 400, closeCode: 4400, message: 'the command line is not valid' },
+  HUB_LOCKED: { status: 409, closeCode: 4409, message: 'another hub is running on this data directory' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

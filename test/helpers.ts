@@ -73,7 +73,8 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRes
       child.kill('SIGKILL');
       reject(new Error(`drawbridge ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, options.timeoutMs ?? 30_000);
-    child.once('exit', (code) => {
+    // 'close', not 'exit': a process may exit before its output has been read to the end.
+    child.once('close', (code) => {
       clearTimeout(timer);
       children.delete(child);
       resolve({ code: code ?? -1, stdout, stderr });
@@ -263,7 +264,7 @@ export function runProgram(
       children.delete(child);
       reject(error);
     });
-    child.once('exit', (code) => {
+    child.once('close', (code) => {
       clearTimeout(timer);
       children.delete(child);
       resolve({ code: code ?? -1, stdout: Buffer.concat(stdout), stderr });
@@ -518,4 +519,22 @@ export function rssBytes(pid: number): number {
   const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
   if (!kb) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(kb) * 1024;
+}
+
+/**
+ * Every character a terminal acts on except the newline that ends a line: C0, DEL, C1, the
+ * Unicode line separators and the bidi controls (the oracle for terminal-injection tests,
+ * written independently of src/util/control-chars.ts).
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+export const RAW_CONTROL = new RegExp('[\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]');
+
+/**
+ * The secret part of an API token (dbp_ID_SECRET). The secret is base64url and may itself
+ * contain "_", so it is parsed by the token format, never cut at the last "_".
+ */
+export function secretOf(token: string): string {
+  const match = /^dbp_[0-9a-f]{16}_([A-Za-z0-9_-]{43})$/.exec(token);
+  if (!match) throw new Error(`not an API token: ${token.slice(0, 12)}...`);
+  return match[1] as string;
 }

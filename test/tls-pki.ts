@@ -45,3 +45,12 @@ export function issueLeaf(ca: TestCa, name: string, altNames: string[], options:
   writeFileSync(chainFile, pem + ca.pem);
   return { chainFile, keyFile, pem };
 }
+
+/** An intermediate CA signed by `root`; leaves it issues carry the chain leaf, intermediate, root. */
+export function makeIntermediate(root: TestCa, name: string): TestCa {
+  const { dir } = root;
+  openssl(['req', '-new', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
+  writeFileSync(join(dir, `${name}.ext`), 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n');
+  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', root.certFile, '-CAkey', root.keyFile, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`], dir);
+  return { dir, name, certFile: join(dir, `${name}.pem`), keyFile: join(dir, `${name}.key`), pem: readFileSync(join(dir, `${name}.pem`), 'utf8') + root.pem };
+}

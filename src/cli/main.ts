@@ -4,6 +4,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { DrawbridgeError } from '../errors.js';
+import { printNotice } from './output.js';
+import { exitQuietlyOnClosedOutput, usageMessage } from './usage.js';
 import { VERSION } from '../version.js';
 import { accessCommand } from './commands/access.js';
 import { agentCommand } from './commands/agent.js';
@@ -21,12 +23,19 @@ import { tokensCommand, usersCommand } from './commands/users.js';
 const debug = process.argv.includes('--debug');
 
 function fail(error: unknown): never {
-  if (error instanceof CommanderError) process.exit(error.exitCode);
+  if (error instanceof CommanderError) {
+    // --help, --version (exit 0) and a command group's help have printed what they meant to.
+    const usage = usageMessage(error, program);
+    if (usage === undefined) process.exit(error.exitCode);
+    printNotice(`drawbridge: ${usage} [USAGE]`);
+    process.exit(error.exitCode || 2);
+  }
+  // Messages may carry text from the hub or a peer: printNotice escapes control characters.
   if (error instanceof DrawbridgeError) {
-    process.stderr.write(`drawbridge: ${error.message} [${error.code}]\n`);
+    printNotice(`drawbridge: ${error.message} [${error.code}]`);
   } else {
     const e = error as NodeJS.ErrnoException;
-    process.stderr.write(`drawbridge: ${e?.message ?? String(error)}${e?.code ? ` [${e.code}]` : ''}\n`);
+    printNotice(`drawbridge: ${e?.message ?? String(error)}${e?.code ? ` [${e.code}]` : ''}`);
   }
   if (debug) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
   process.exit(1);
@@ -36,7 +45,6 @@ const program = new Command('drawbridge')
   .description('self-hosted, just-in-time, audited access to devices behind NAT; nothing listens on the device')
   .version(VERSION)
   .option('--debug', 'print stack traces on errors')
-  .showHelpAfterError('(run with --help for usage)')
   // The program's own options only before a command: `secrets get NAME --version 3` is the
   // command's --version, not the program's (which printed 0.1.0 and did nothing).
   .enablePositionalOptions()
@@ -48,14 +56,17 @@ for (const command of [
 ]) {
   program.addCommand(command);
 }
-// Every subcommand exits through fail() too, and shares --debug.
+// Every subcommand exits through fail() too, and shares --debug; a usage error is one line
+// (fail() prints it, naming the command), not commander's message plus a hint.
 const configure = (command: Command): void => {
   command.exitOverride();
-  command.showHelpAfterError('(run with --help for usage)');
+  command.configureOutput({ outputError: () => undefined });
   if (command !== program) command.option('--debug', 'print stack traces on errors');
   for (const sub of command.commands) configure(sub);
 };
-for (const sub of program.commands) configure(sub);
+configure(program);
 
+exitQuietlyOnClosedOutput();
 process.on('unhandledRejection', fail);
+process.on('uncaughtException', fail);
 program.parseAsync(process.argv).catch(fail);

@@ -1,3 +1,5 @@
+import { printNotice } from './output.js';
+
 /**
  * Graceful shutdown on SIGINT/SIGTERM: the first signal starts an orderly close, a second
  * one exits at once.
@@ -13,7 +15,7 @@ export function onShutdownSignal(close: () => Promise<void>): void {
     close().then(
       () => process.exit(0),
       (error: unknown) => {
-        process.stderr.write(`drawbridge: error during shutdown: ${(error as Error).message}\n`);
+        printNotice(`drawbridge: error during shutdown: ${(error as Error).message}`);
         process.exit(1);
       },
     );

@@ -11,7 +11,8 @@ import { EndpointTable, StreamEndpoint, type EndpointResult, type LocalSide } fr
 import { Link } from '../transport/link.js';
 import { dialLink } from '../transport/upgrade.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { silentLogger, type Logger } from '../util/logger.js';
+import type { Logger } from '../util/logger.js';
+import { silentLogger } from '../util/silent-logger.js';
 import { tlsOptions, type HubTrust } from './trust.js';
 
 export const CLIENT_CAPABILITIES = [BASE_CAPABILITY, 'streams'];

@@ -53,6 +53,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoHandle> {
   };
   try {
     const t0 = performance.now();
+    out('starting a hub, a stand-in device portal, an agent and a client tunnel on this machine ...');
     const hub = await startHub({ dataDir: join(dataDir, 'hub'), host: '127.0.0.1', port: options.port ?? 0, logger });
     cleanups.push(() => hub.close());
     out(`1. hub        ${hub.url}  (data ${hub.dataDir}, CA pin ${hub.caPin})`);

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { DrawbridgeError } from '../errors.js';
+import { escapeJsonControlCharacters } from '../util/control-chars.js';
 import { describeIssues, issuesText } from '../util/schemas.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -13,8 +14,17 @@ export const MAX_ANONYMOUS_BODY_BYTES = 8 * 1024;
 
 export type Params = Record<string, string>;
 
+/**
+ * JSON text for API answers: the exact values, with DEL, C1 and bidi controls written as
+ * \u escapes too (JSON.stringify only escapes C0), so a body shown raw on a terminal (curl)
+ * cannot drive it.
+ */
+export function toJsonText(value: unknown): string {
+  return escapeJsonControlCharacters(JSON.stringify(value));
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const payload = JSON.stringify(body);
+  const payload = toJsonText(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(payload),

@@ -24,6 +24,7 @@ import { AuditAggregator } from './audit-aggregator.js';
 import { LocalDeviceBus } from './bus.js';
 import { handleApi } from './api.js';
 import { CertificateRenewal } from './certificate-renewal.js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { ensureHubPki, loadUserTls, serverContextOptions } from './certificates.js';
 import { defaultHubConfig, loadHubConfigFile, type HubConfig } from './config.js';
 import { TrustedProxies, trustProxiesOn } from './client-address.js';
@@ -91,9 +92,20 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const logger = options.logger ?? createLogger('hub');
+  tightenDataDir(dataDir, logger);
+  // One hub per data directory: a second one is refused here, before it touches anything.
+  const lock = lockDataDir(dataDir, `${options.host ?? '0.0.0.0'}:${options.port ?? 8443}`);
+  try {
+    return await startLockedHub(options, dataDir, logger, lock);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+async function startLockedHub(options: HubOptions, dataDir: string, logger: Logger, lock: DataDirLock): Promise<HubHandle> {
   const clock = options.clock ?? systemClock;
   const now = (): number => clock.now();
-  tightenDataDir(dataDir, logger);
   const hubYaml = options.configFile ?? join(dataDir, 'hub.yaml');
   const fromFile = !options.config && (Boolean(options.configFile) || existsSync(hubYaml));
   const config = options.config ?? (fromFile ? loadHubConfigFile(hubYaml) : defaultHubConfig());
@@ -326,6 +338,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
   for (const t of [accessTimer, limiterTimer, maintainTimer]) t.unref();
 
   logger.info({ url: `https://${listenHost}:${port}`, publicUrl: services.publicUrl, caPin: pin, dataDir }, 'hub listening');
+  lock.announce(`https://${listenHost}:${port}`);
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -349,6 +362,7 @@ export async function startHub(options: HubOptions): Promise<HubHandle> {
       await webhook.flush().catch(() => undefined);
       await services.bus.close();
       await store.close();
+      lock.release();
     })();
     return closing;
   };

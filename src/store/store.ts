@@ -166,7 +166,8 @@ export interface Store {
   // devices
   createDevice(device: DeviceRecord, enrollment: EnrollmentRecord, audit: AuditEntry): Promise<void>;
   getDevice(name: string): Promise<DeviceRecord | undefined>;
-  listDevices(): Promise<DeviceRecord[]>;
+  /** By name; a page of `limit` devices after `after` when given (every device otherwise). */
+  listDevices(page?: { after?: string; limit?: number }): Promise<DeviceRecord[]>;
   setDeviceEnabled(name: string, enabled: boolean, audit: AuditEntry): Promise<boolean>;
   /**
    * Removes the device and, in the same transaction, ends every pending request and open

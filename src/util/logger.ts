@@ -20,6 +20,4 @@ export function createLogger(name: string, level: string = process.env['DRAWBRID
   );
 }
 
-export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
-}
+export { silentLogger } from './silent-logger.js';

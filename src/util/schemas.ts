@@ -1,5 +1,6 @@
 /** zod building blocks shared by every config file and API body. */
 import { z } from 'zod';
+import { firstControlCharacter } from './control-chars.js';
 import { parseDuration } from './duration.js';
 import { NAME_PATTERN } from './names.js';
 
@@ -23,6 +24,22 @@ export function describeIssues(error: z.ZodError, prefix?: string): { path: stri
 
 export function issuesText(error: z.ZodError, prefix?: string): string {
   return describeIssues(error, prefix).map((i) => `${i.path}: ${i.message}`).join('; ');
+}
+
+/**
+ * Free text that people read in listings and the audit log (reasons, notes, tag values,
+ * host names and versions an agent reports): control characters have no use there and could
+ * rewrite an operator's terminal, so they are refused, naming the first one.
+ */
+export function plainText(options: { min?: number; max: number }): z.ZodType<string, string> {
+  return z
+    .string()
+    .min(options.min ?? 0)
+    .max(options.max)
+    .superRefine((text, ctx) => {
+      const found = firstControlCharacter(text);
+      if (found) ctx.addIssue({ code: 'custom', message: `must not contain control characters (found ${found.escaped} at position ${found.index})` });
+    });
 }
 
 /** Device and user names. */

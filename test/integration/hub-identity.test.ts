@@ -13,7 +13,12 @@ import { DrawbridgeError } from '../../src/errors.js';
 import { startHub, type HubHandle } from '../../src/hub/hub.js';
 import { pinOf } from '../../src/protocol/pins.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { issueLeaf, makeCa, type TestCa, type TestLeaf } from '../tls-pki.js';
+import { enrollDevice } from '../../src/agent/enroll.js';
+import { startAgent } from '../../src/agent/agent.js';
+import { openTunnel } from '../../src/client/tunnel.js';
+import { exchange } from '../helpers.js';
+import { issueLeaf, makeCa, makeIntermediate, type TestCa, type TestLeaf } from '../tls-pki.js';
+import { echoServer } from './stream-harness.js';
 
 describe("the hub's identity on an operator-supplied certificate", { timeout: 60_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'db-identity-'));
@@ -53,6 +58,40 @@ describe("the hub's identity on an operator-supplied certificate", { timeout: 60
         return true;
       });
     }
+  });
+
+  it('on a private PKI with an intermediate, advertises the root (last in the chain file), and agents and clients pinning it work end to end; another pin is refused', async () => {
+    const intermediate = makeIntermediate(ca, 'corp-intermediate');
+    const hub = await hubOn(issueLeaf(intermediate, 'private', ['DNS:localhost', 'IP:127.0.0.1']));
+    assert.equal(hub.caPin, pinOf(ca.pem), 'the pin of the chain root');
+    const admin = await HubClient.connect({ hubUrl: hub.url, token: hub.bootstrapAdminToken as string, caPin: hub.caPin }, { cacheDir: mkdtempSync(join(dir, 'client-')) });
+    clients.push(admin);
+    const echo = await echoServer();
+    try {
+      // The enrollment token carries the root pin; the agent needs nothing else.
+      const { enrollmentToken } = await admin.request<{ enrollmentToken: string }>('POST', '/v1/devices', { name: 'custom-tls' });
+      const configPath = join(mkdtempSync(join(dir, 'agent-')), 'agent.yaml');
+      await enrollDevice({ token: enrollmentToken, target: `127.0.0.1:${echo.port}`, configPath, edgeName: 'private-pki' });
+      const agent = await startAgent({ configPath, logger: silentLogger() });
+      try {
+        await agent.waitOnline(15_000);
+        const tunnel = await openTunnel({ client: admin, device: 'custom-tls' });
+        assert.equal((await exchange(tunnel.port, 'over a private PKI')).toString(), 'over a private PKI');
+        await tunnel.close();
+      } finally {
+        await agent.close();
+      }
+    } finally {
+      await echo.close();
+    }
+    await assert.rejects(
+      (async () => {
+        const client = await HubClient.connect({ hubUrl: hub.url, token: hub.bootstrapAdminToken as string, caPin: `sha256:${'ab'.repeat(32)}` }, { cacheDir: mkdtempSync(join(dir, 'client-')) });
+        clients.push(client);
+        return client.request('GET', '/v1/whoami');
+      })(),
+      (error: unknown) => error instanceof DrawbridgeError && error.code === 'TLS_PIN_MISMATCH',
+    );
   });
 
   it('accepts the pinned CA for the host names its certificate names', async () => {

@@ -111,6 +111,21 @@ describe('bad input on links', { timeout: 60_000 }, () => {
     link.ws.close();
   });
 
+  it('refuses control characters in what an agent reports (host name, version, device target), naming the field', async () => {
+    const link = await agentLink(h);
+    const edge = '0123456789abcdef0123456789abcdef';
+    send(link.ws, { type: 'edge.auth', id: 1, body: { edge, signature: 'AAAA', agentVersion: '1.0\u001b[2J', hostname: 'plc', capabilities: [] } });
+    send(link.ws, { type: 'edge.auth', id: 2, body: { edge, signature: 'AAAA', agentVersion: '1.0', hostname: 'plc\u001b]0;owned\u0007', capabilities: [] } });
+    send(link.ws, { type: 'device.attach', id: 3, body: { devices: [{ name: 'dev-1', signature: 'AAAA', target: '127.0.0.1:22\u009b2J', maxStreams: 1 }] } });
+    await until(() => link.messages.filter((m) => m['type'] === 'error').length === 3, 'three error replies');
+    const reply = (id: number): { code: string; message: string } => link.messages.find((m) => m['re'] === id)?.['body'] as { code: string; message: string };
+    for (const [id, field, found] of [[1, 'agentVersion', 'x1b'], [2, 'hostname', 'x1b'], [3, 'devices.0.target', 'x9b']] as const) {
+      assert.equal(reply(id).code, 'VALIDATION_FAILED');
+      assert.ok(reply(id).message.includes(`${field} must not contain control characters (found \\${found}`), reply(id).message);
+    }
+    link.ws.close();
+  });
+
   it('closes 1008 PROTOCOL_ERROR on a malformed envelope, 1009 on a text message over 1 MiB, 1003 on a fragmented message', async () => {
     const cases: [string, (ws: WebSocket) => void, number, RegExp][] = [
       ['not JSON', (ws) => ws.send('{"v":2,"type":'), 1008, /^PROTOCOL_ERROR: control message is not valid JSON/],

@@ -70,8 +70,8 @@ export function requestHead(method: string, path: string, headers: Record<string
 }
 
 /** One whole request on a fresh connection. */
-export async function rawRequest(port: number, caPem: string, method: string, path: string, headers: Record<string, string | number> = {}, body = ''): Promise<RawResponse | null> {
-  const socket = await openTls(port, caPem);
+export async function rawRequest(port: number, caPem: string, method: string, path: string, headers: Record<string, string | number> = {}, body = '', localAddress?: string): Promise<RawResponse | null> {
+  const socket = await openTls(port, caPem, localAddress);
   const response = readResponse(socket);
   socket.write(requestHead(method, path, { ...headers, 'content-length': Buffer.byteLength(body), connection: 'close' }) + body);
   return response;

@@ -5,35 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import type { HubClient } from '../../src/client/hub-client.js';
-import type { DrawbridgeError } from '../../src/errors.js';
+import { holdStream, tryStream } from './api-helpers.js';
 import { blackhole, echoServer, startHarness, type Harness } from './stream-harness.js';
-
-/** Opens one stream with an in-memory local side; resolves with the refusal code, or 'open'. */
-async function tryStream(client: HubClient, device: string): Promise<string> {
-  const input = new PassThrough();
-  const output = new PassThrough();
-  const stream = client.link().open(device, { input, output, destroy: () => input.destroy(), role: 'client' });
-  try {
-    await stream.opened;
-    input.end();
-    return 'open';
-  } catch (error) {
-    return (error as DrawbridgeError).code;
-  }
-}
-
-/** Holds a stream open (returns a function that ends it). */
-async function holdStream(client: HubClient, device: string): Promise<{ end(): void; opened: Promise<unknown> }> {
-  const input = new PassThrough();
-  const output = new PassThrough();
-  output.resume();
-  const stream = client.link().open(device, { input, output, destroy: () => input.destroy(), role: 'client' });
-  stream.opened.catch(() => undefined);
-  return { end: () => input.end(), opened: stream.opened };
-}
 
 describe('stream refusals', { timeout: 60_000 }, () => {
   let h: Harness;

@@ -8,16 +8,20 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
-import type { DrawbridgeError } from '../../src/errors.js';
-import { startHarness, type Harness } from './stream-harness.js';
+import { refusal, streamOutcome, tryStream } from './api-helpers.js';
+import { echoServer, startHarness, type Harness } from './stream-harness.js';
 
 describe('a database locked by another process', { timeout: 60_000 }, () => {
   let h: Harness;
+  let echo: Awaited<ReturnType<typeof echoServer>>;
   before(async () => {
     h = await startHarness();
+    echo = await echoServer();
+    await h.startAgent(await h.enroll('busy-dev', `127.0.0.1:${echo.port}`));
   });
   after(async () => {
     await h?.close();
+    await echo?.close();
   });
 
   const lock = (): Database.Database => {
@@ -43,15 +47,24 @@ describe('a database locked by another process', { timeout: 60_000 }, () => {
     assert.ok(users.users.some((u) => u.name === 'patient'));
   });
 
-  it('a lock held past the bound refuses the action with AUDIT_UNAVAILABLE, and nothing is half-written', async () => {
+  it('a lock held past the bound refuses the action with AUDIT_UNAVAILABLE, and nothing is half-written; a stream is refused, not opened unaudited', async () => {
     const other = lock();
     try {
-      await assert.rejects(h.admin.request('POST', '/v1/users', { name: 'never', role: 'auditor' }), (e: DrawbridgeError) => e.code === 'AUDIT_UNAVAILABLE');
+      const [action, stream] = await Promise.all([
+        refusal(h.admin.request('POST', '/v1/users', { name: 'never', role: 'auditor' })),
+        streamOutcome(h.admin, 'busy-dev'),
+      ]);
+      assert.equal(action.code, 'AUDIT_UNAVAILABLE');
+      assert.equal(stream.code, 'AUDIT_UNAVAILABLE');
+      assert.match(stream.message, /audit log could not be written/);
     } finally {
       other.exec('ROLLBACK');
       other.close();
     }
     const users = await h.admin.request<{ users: { name: string }[] }>('GET', '/v1/users');
     assert.ok(!users.users.some((u) => u.name === 'never'));
+    assert.deepEqual((await h.admin.request<{ sessions: unknown[] }>('GET', '/v1/sessions')).sessions, []);
+    // Once the lock is gone, streams open (and are audited) again.
+    assert.equal(await tryStream(h.admin, 'busy-dev'), 'open');
   });
 });

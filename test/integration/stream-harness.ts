@@ -8,6 +8,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { load as parseYaml } from 'js-yaml';
+import { pino } from 'pino';
 import { startAgent, type AgentHandle } from '../../src/agent/agent.js';
 import { AgentConfigSchema } from '../../src/agent/config.js';
 import { enrollDevice } from '../../src/agent/enroll.js';
@@ -17,7 +18,7 @@ import type { HubConfig } from '../../src/hub/config.js';
 import { parseHubConfig } from '../../src/hub/config.js';
 import { readAdminToken, startHub, type HubHandle } from '../../src/hub/hub.js';
 import type { Clock } from '../../src/util/clock.js';
-import { silentLogger } from '../../src/util/logger.js';
+import { silentLogger, type Logger } from '../../src/util/logger.js';
 
 export interface Harness {
   dir: string;
@@ -35,11 +36,12 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { config?: unknown; clock?: Clock } = {}): Promise<Harness> {
+export async function startHarness(options: { config?: unknown; clock?: Clock; logger?: Logger } = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'db-int-'));
   const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
   const config: HubConfig = parseHubConfig(options.config ?? {}, 'test config');
-  const hub = await startHub({ dataDir: join(dir, 'hub'), host: '127.0.0.1', port: 0, logger: silentLogger(), config, ...(options.clock ? { clock: options.clock } : {}) });
+  const logger = options.logger ?? silentLogger();
+  const hub = await startHub({ dataDir: join(dir, 'hub'), host: '127.0.0.1', port: 0, logger, config, ...(options.clock ? { clock: options.clock } : {}) });
   cleanups.push(() => hub.close());
   const connect = async (token: string): Promise<HubClient> => {
     const c = await HubClient.connect({ hubUrl: hub.url, token, caPin: hub.caPin }, { cacheDir: join(dir, 'client-ca') });
@@ -65,7 +67,7 @@ export async function startHarness(options: { config?: unknown; clock?: Clock } 
       const raw = parseYaml(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
       const config = AgentConfigSchema.parse({ ...raw, limits: { ...(raw['limits'] as object | undefined), ...opts.limits } });
       // Agents keep the system clock: the test drives the hub's time, as on separate machines.
-      const agent = await startAgent({ configPath, config, logger: silentLogger() });
+      const agent = await startAgent({ configPath, config, logger });
       cleanups.push(() => agent.close());
       if (opts.wait !== false) await agent.waitOnline(15_000);
       return agent;
@@ -83,6 +85,16 @@ export async function startHarness(options: { config?: unknown; clock?: Clock } 
       for (const cleanup of cleanups.reverse()) await cleanup();
     },
   };
+}
+
+/**
+ * A logger that keeps every line it is given (JSON, as the hub and agent write them), for
+ * tests that check what reaches the logs.
+ */
+export function capturingLogger(): { logger: Logger; text(): string } {
+  const lines: string[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+  return { logger, text: () => lines.join('') };
 }
 
 /** A TCP echo server; with onEndReply it answers that after the client finishes sending. */

@@ -37,13 +37,15 @@ describe('stream time limits on a manual clock', { timeout: 60_000 }, () => {
   let grantId: string;
 
   before(async () => {
-    h = await startHarness({ clock, config: { limits: { pingInterval: '10m', streamIdleTimeout: '30m', maxStreamDuration: '8h' } } });
+    // Limits small enough that little fake time passes: each fake hour costs tens of
+    // thousands of sweep timers (250 ms and 500 ms apart), each settled in turn.
+    h = await startHarness({ clock, config: { limits: { pingInterval: '10m', streamIdleTimeout: '20m', maxStreamDuration: '1h' } } });
     echo = await echoServer();
     await h.startAgent(await h.enroll('timed-dev', `127.0.0.1:${echo.port}`));
     port = (await h.tunnel(h.admin, 'timed-dev', (e) => e.type !== 'open' && events.push({ ...(e.session ? { session: e.session } : {}), ...(e.error ? { code: e.error.code } : {}) }))).port;
     const op = await h.user('oscar', 'operator');
     const approver = await h.user('ada', 'approver');
-    const request = await op.client.request<{ id: string }>('POST', '/v1/access', { device: 'timed-dev', durationMs: 3_600_000, reason: 'INC-7 maintenance' });
+    const request = await op.client.request<{ id: string }>('POST', '/v1/access', { device: 'timed-dev', durationMs: 1_800_000, reason: 'INC-7 maintenance' });
     grantId = request.id;
     await approver.client.request('POST', `/v1/access/${request.id}/approve`, {});
     operatorPort = (await h.tunnel(op.client, 'timed-dev', (e) => e.type !== 'open' && events.push({ ...(e.session ? { session: e.session } : {}), ...(e.error ? { code: e.error.code } : {}) }))).port;
@@ -67,8 +69,8 @@ describe('stream time limits on a manual clock', { timeout: 60_000 }, () => {
   it('a grant that ends closes its streams within one sweep (250 ms), with ACCESS_EXPIRED', async () => {
     const { socket, closed } = await openSocket(operatorPort);
     // The stream carries data every 10 minutes, so the idle limit does not interfere.
-    for (let minutes = 0; minutes < 59; minutes += 10) {
-      await advance(Math.min(10, 59 - minutes) * 60_000);
+    for (let minutes = 0; minutes < 29; minutes += 10) {
+      await advance(Math.min(10, 29 - minutes) * 60_000);
       socket.write('still here');
       await new Promise((r) => socket.once('data', r));
     }
@@ -81,7 +83,7 @@ describe('stream time limits on a manual clock', { timeout: 60_000 }, () => {
 
   it('a stream that carries nothing for the idle limit is closed with STREAM_IDLE', async () => {
     const { closed } = await openSocket(port);
-    await advance(29 * 60_000);
+    await advance(19 * 60_000);
     assert.equal((await sessions()).filter((s) => s.principal === 'admin').length, 1);
     await advance(60_000 + 250);
     await closed;
@@ -90,16 +92,12 @@ describe('stream time limits on a manual clock', { timeout: 60_000 }, () => {
 
   it('a busy stream still ends at the maximum duration with STREAM_TOO_LONG', async () => {
     const { socket, closed } = await openSocket(port);
-    for (let hour = 0; hour < 8; hour++) {
+    // Data every 10 minutes (the idle limit is 20): busy for the whole hour.
+    for (let minutes = 0; minutes < 60; minutes += 10) {
       socket.write('keep-alive');
       await new Promise((r) => socket.once('data', r));
-      await advance(20 * 60_000);
-      socket.write('keep-alive');
-      await new Promise((r) => socket.once('data', r));
-      await advance(20 * 60_000);
-      socket.write('keep-alive');
-      await new Promise((r) => socket.once('data', r));
-      await advance(20 * 60_000 + 10);
+      if (minutes === 50) assert.equal((await sessions()).filter((s) => s.principal === 'admin').length, 1, 'still open ten minutes before the limit');
+      await advance(10 * 60_000);
     }
     await advance(300);
     await closed;

@@ -207,6 +207,24 @@ describe('access service: open requests per principal', () => {
   });
 });
 
+/** Counts turns of the event loop (setImmediate callbacks) until stopped. */
+function loopTurns(): { stop(): number } {
+  let turns = 0;
+  let running = true;
+  const tick = (): void => {
+    if (!running) return;
+    turns++;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  return {
+    stop: () => {
+      running = false;
+      return turns;
+    },
+  };
+}
+
 describe('access service: sweeps and revocations are set-based, with no row ceiling', () => {
   let w: World;
   before(async () => {
@@ -219,21 +237,31 @@ describe('access service: sweeps and revocations are set-based, with no row ceil
     await seedOpenRequests(w, 1200, 'big', 'pending');
     await w.clock.advance(HOUR);
     const left: number[] = [];
+    const turns: number[] = [];
     for (let i = 0; i < 3; i++) {
+      const loop = loopTurns();
       await w.access.sweep();
+      turns.push(loop.stop());
       left.push(openCount(w, "device = 'big'"));
     }
     assert.deepEqual(left, [700, 200, 0]);
+    // 500 rows a sweep, 100 a statement: the event loop turns between statements.
+    assert.ok((turns[0] as number) >= 4, `the loop turned ${turns[0]} times during a sweep of 500`);
     assert.equal((await w.store.queryAudit({ action: 'access.expire', limit: 10_000 })).length, 1200, 'one audit record per expired request');
   });
 
-  it('a removed device ends every one of its 12,000 open requests and grants, in one transaction', async () => {
+  it('a removed device ends every one of its 12,000 open requests and grants, each audited, with the event loop free between chunks', async () => {
     await w.device('crowded');
     await seedOpenRequests(w, 9000, 'crowded', 'pending');
     await seedOpenRequests(w, 3000, 'crowded', 'approved');
     const started = process.hrtime.bigint();
+    const loop = loopTurns();
     const ended = await w.store.removeDevice('crowded', { actor: 'admin', action: 'device.remove', device: 'crowded' });
+    const turns = loop.stop();
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    // The device and the first chunk go in one transaction, the rest 100 at a time.
+    assert.ok(turns >= 100, `the event loop turned only ${turns} times while 12,000 requests were revoked`);
+    assert.equal(await w.store.getDevice('crowded'), undefined);
     assert.equal(ended?.length, 12_000, 'no 10,000-row ceiling');
     assert.equal(openCount(w, "device = 'crowded'"), 0);
     const revokes = await w.store.queryAudit({ action: 'access.revoke', device: 'crowded', limit: 20_000 });

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DrawbridgeError } from '../../src/errors.js';
+import { secretOf } from '../helpers.js';
 import {
   createApiToken,
   decodeEnrollmentToken,
@@ -67,6 +68,14 @@ describe('API tokens', () => {
     assert.match(token.token, /^dbp_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
     assert.deepEqual(parseApiToken(token.token), { id: token.id, secret: token.secret });
     assert.notEqual(createApiToken().token, token.token);
+  });
+
+  it('keep a secret that contains "_" whole (a test once cut tokens at their last "_")', () => {
+    let token = createApiToken();
+    while (!token.secret.slice(1).includes('_')) token = createApiToken();
+    assert.equal(parseApiToken(token.token)?.secret, token.secret);
+    assert.equal(secretOf(token.token), token.secret);
+    assert.notEqual(token.token.slice(token.token.lastIndexOf('_') + 1), token.secret, 'cutting at the last "_" loses part of the secret');
   });
 
   it('refuse anything else', () => {

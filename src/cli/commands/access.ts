@@ -3,7 +3,7 @@ import { DrawbridgeError } from '../../errors.js';
 import { formatDuration, parseDuration } from '../../util/duration.js';
 import { assertValidName } from '../../util/names.js';
 import { addHubFlags, withHub, type HubFlags } from '../context.js';
-import { printJson, printTable, shortTime } from '../output.js';
+import { printFields, printJson, printLine, printNotice, printTable, shortTime } from '../output.js';
 import type { AccessView } from '../../protocol/api-types.js';
 
 
@@ -49,7 +49,7 @@ export function accessCommand(): Command {
     if (!opts.reason.trim()) throw new DrawbridgeError('VALIDATION_FAILED', '--reason must not be empty');
     const result = await withHub(opts, async (c) => {
       let r = await c.request<AccessView>('POST', '/v1/access', { device, durationMs, reason: opts.reason });
-      if (!opts.json) process.stderr.write(`request ${r.id} for ${device} (${formatDuration(durationMs)}): ${describe(r)}\n`);
+      if (!opts.json) printNotice(`request ${r.id} for ${device} (${formatDuration(durationMs)}): ${describe(r)}`);
       while (opts.wait && r.status === 'pending') {
         await new Promise((resolve) => setTimeout(resolve, 1000));
         r = await c.request<AccessView>('GET', `/v1/access/${r.id}`);
@@ -57,8 +57,7 @@ export function accessCommand(): Command {
       return r;
     });
     if (opts.json) return printJson(result);
-    if (opts.wait) process.stdout.write(`${result.id}: ${describe(result)}\n`);
-    else process.stdout.write(`${result.id}\n`);
+    printLine(opts.wait ? `${result.id}: ${describe(result)}` : result.id);
     if (opts.wait && result.status !== 'approved') process.exitCode = 3;
   });
 
@@ -88,7 +87,7 @@ export function accessCommand(): Command {
     async (id: string, opts: HubFlags & { json?: boolean }) => {
       const r = await withHub(opts, (c) => c.request<AccessView>('GET', `/v1/access/${checkId(id)}`));
       if (opts.json) return printJson(r);
-      for (const [k, v] of Object.entries(r)) process.stdout.write(`${k.padEnd(17)} ${v === null ? '-' : String(v)}\n`);
+      printFields(r);
     },
   );
 
@@ -96,7 +95,7 @@ export function accessCommand(): Command {
     async (id: string, opts: HubFlags & { note?: string; json?: boolean }) => {
       const r = await withHub(opts, (c) => c.request<AccessView>('POST', `/v1/access/${checkId(id)}/approve`, opts.note ? { note: opts.note } : {}));
       if (opts.json) return printJson(r);
-      process.stdout.write(`${r.id}: ${describe(r)}\n`);
+      printLine(`${r.id}: ${describe(r)}`);
     },
   );
 
@@ -104,7 +103,7 @@ export function accessCommand(): Command {
     async (id: string, opts: HubFlags & { reason: string; json?: boolean }) => {
       const r = await withHub(opts, (c) => c.request<AccessView>('POST', `/v1/access/${checkId(id)}/deny`, { reason: opts.reason }));
       if (opts.json) return printJson(r);
-      process.stdout.write(`${r.id}: ${describe(r)}\n`);
+      printLine(`${r.id}: ${describe(r)}`);
     },
   );
 
@@ -112,7 +111,7 @@ export function accessCommand(): Command {
     async (id: string, opts: HubFlags & { json?: boolean }) => {
       const r = await withHub(opts, (c) => c.request<AccessView>('POST', `/v1/access/${checkId(id)}/revoke`));
       if (opts.json) return printJson(r);
-      process.stdout.write(`${r.id}: revoked\n`);
+      printLine(`${r.id}: revoked`);
     },
   );
   return access;

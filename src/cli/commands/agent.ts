@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
 import { defaultAgentConfigPath } from '../../util/paths.js';
+import { printJsonLine, printLine } from '../output.js';
 import { onShutdownSignal } from '../signals.js';
 import { agentSecretsCommand, appTokenCommand } from './agent-secrets.js';
 
@@ -31,13 +32,16 @@ export function agentCommand(): Command {
         ...(opts.maxStreams ? { maxStreams: opts.maxStreams } : {}),
         ...(opts.edgeName ? { edgeName: opts.edgeName } : {}),
       });
-      if (opts.json) return void process.stdout.write(JSON.stringify(result) + '\n');
-      process.stdout.write(
-        `enrolled "${result.device}" with ${result.hubUrl}; target ${opts.target}\n` +
-          `edge: ${result.edge.name}${result.edge.created ? ' (new: its signing and encryption keys were generated here)' : ''}\n` +
-          `key: ${result.keyFile} (mode 0600, never leaves this machine)\nconfig: ${result.configPath}\n` +
-          `start it with: drawbridge agent run${opts.config === defaultAgentConfigPath() ? '' : ` --config ${opts.config}`}\n`,
-      );
+      if (opts.json) return printJsonLine(result);
+      for (const line of [
+        `enrolled "${result.device}" with ${result.hubUrl}; target ${opts.target}`,
+        `edge: ${result.edge.name}${result.edge.created ? ' (new: its signing and encryption keys were generated here)' : ''}`,
+        `key: ${result.keyFile} (mode 0600, never leaves this machine)`,
+        `config: ${result.configPath}`,
+        `start it with: drawbridge agent run${opts.config === defaultAgentConfigPath() ? '' : ` --config ${opts.config}`}`,
+      ]) {
+        printLine(line);
+      }
     });
 
   agent

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
 import type { HubClient } from '../../client/hub-client.js';
 import { addHubFlags, collect, withHub, type HubFlags } from '../context.js';
-import { printJson, printTable, shortTime } from '../output.js';
+import { printJson, printJsonLine, printLine, printNotice, printTable, shortTime } from '../output.js';
 import type { AuditView } from '../../protocol/api-types.js';
 
 
@@ -23,7 +23,7 @@ function filterQuery(opts: FilterFlags): URLSearchParams {
     if (value) q.set(key, value);
   }
   const limit = Number(opts.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new DrawbridgeError('VALIDATION_FAILED', `--limit must be 1-10000 (got "${opts.limit}")`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new DrawbridgeError('VALIDATION_FAILED', `--limit must be 1-1000 (got "${opts.limit}"); page with --after`);
   q.set('limit', String(limit));
   return q;
 }
@@ -57,7 +57,7 @@ export function auditCommand(): Command {
     const { records, next } = await withHub(opts, (c) => c.request<{ records: AuditView[]; next: number | null }>('GET', `/v1/audit?${q}`));
     if (opts.json) return printJson({ records, next });
     printRecords(records);
-    if (next !== null) process.stderr.write(`more: drawbridge audit list --after ${next}\n`);
+    if (next !== null) printNotice(`more: drawbridge audit list --after ${next}`);
   });
 
   addHubFlags(withFilters(audit.command('tail').description('the newest records; --follow keeps printing new ones'))
@@ -67,8 +67,10 @@ export function auditCommand(): Command {
     const q = filterQuery({ ...opts, limit: opts.lines });
     q.set('order', 'desc');
     const emit = (records: AuditView[]): void => {
-      if (opts.json) for (const r of records) process.stdout.write(JSON.stringify(r) + '\n');
-      else for (const r of records) process.stdout.write(`${r.seq}  ${shortTime(r.ts)}  ${r.actor}  ${r.action}  ${r.device ?? '-'}  ${detailText(r.details)}\n`);
+      for (const r of records) {
+        if (opts.json) printJsonLine(r);
+        else printLine(`${r.seq}  ${shortTime(r.ts)}  ${r.actor}  ${r.action}  ${r.device ?? '-'}  ${detailText(r.details)}`);
+      }
     };
     await withHub(opts, async (c: HubClient) => {
       const { records } = await c.request<{ records: AuditView[] }>('GET', `/v1/audit?${q}`);
@@ -110,9 +112,9 @@ export function auditCommand(): Command {
     if (opts.output) {
       const { appendFileSync } = await import('node:fs');
       appendFileSync(opts.output, JSON.stringify(checkpoint) + '\n', { mode: 0o600 });
-      process.stderr.write(`checkpoint of record ${String(checkpoint['seq'])} appended to ${opts.output}\n`);
+      printNotice(`checkpoint of record ${String(checkpoint['seq'])} appended to ${opts.output}`);
     } else {
-      process.stdout.write(JSON.stringify(checkpoint) + '\n');
+      printJsonLine(checkpoint);
     }
   });
 
@@ -127,9 +129,9 @@ export function auditCommand(): Command {
       const result = await withHub(opts, (c) => c.request<{ ok: boolean; chainOk: boolean; checked: number; headHash?: string; firstBadSeq?: number; message?: string; head: { ok: boolean; message: string } }>('GET', '/v1/audit/verify'));
       if (opts.json) printJson(result);
       else {
-        if (result.chainOk) process.stdout.write(`audit chain intact: ${result.checked} records, head ${result.headHash}\n`);
-        else process.stdout.write(`audit chain BROKEN at record ${result.firstBadSeq}: ${result.message}\n`);
-        if (!result.head.ok) process.stdout.write(`audit head BEHIND: ${result.head.message}\n`);
+        if (result.chainOk) printLine(`audit chain intact: ${result.checked} records, head ${result.headHash}`);
+        else printLine(`audit chain BROKEN at record ${result.firstBadSeq}: ${result.message}`);
+        if (!result.head.ok) printLine(`audit head BEHIND: ${result.head.message}`);
       }
       if (!result.ok) process.exitCode = 1;
       return;
@@ -137,7 +139,7 @@ export function auditCommand(): Command {
     const { verifyAgainstCheckpoints } = await import('../../audit/verify-checkpoints.js');
     const report = await withHub(opts, (c) => verifyAgainstCheckpoints(c, opts.checkpoint));
     if (opts.json) printJson(report);
-    else for (const line of report.lines) process.stdout.write(line + '\n');
+    else for (const line of report.lines) printLine(line);
     if (!report.ok) process.exitCode = 1;
   });
   return audit;

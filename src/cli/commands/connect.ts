@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
 import { assertValidName } from '../../util/names.js';
 import { addHubFlags, connectHub, type HubFlags } from '../context.js';
-import { formatBytes } from '../output.js';
+import { formatBytes, printJsonLine, printLine, printNotice } from '../output.js';
 import { onShutdownSignal } from '../signals.js';
 import { parseListen } from './hub.js';
 
@@ -31,8 +31,8 @@ export function connectCommand(): Command {
       client.close();
       throw error;
     });
-    if (!info.enabled) process.stderr.write(`drawbridge: warning: device "${device}" is disabled; connections will be refused until it is enabled\n`);
-    else if (!info.online) process.stderr.write(`drawbridge: warning: device "${device}" is offline right now; connections will fail until its agent connects\n`);
+    if (!info.enabled) printNotice(`drawbridge: warning: device "${device}" is disabled; connections will be refused until it is enabled`);
+    else if (!info.online) printNotice(`drawbridge: warning: device "${device}" is offline right now; connections will fail until its agent connects`);
     const { openTunnel } = await tunnelModule();
     const tunnel = await openTunnel({
       client,
@@ -40,14 +40,14 @@ export function connectCommand(): Command {
       host,
       port,
       onEvent: (e) => {
-        if (e.type === 'error') process.stderr.write(`drawbridge: ${e.remote}: ${e.error?.code}: ${e.error?.message}\n`);
+        if (e.type === 'error') printNotice(`drawbridge: ${e.remote}: ${e.error?.code}: ${e.error?.message}`);
         else if (e.type === 'close' && e.result) {
-          process.stderr.write(`drawbridge: ${e.remote}: closed (${formatBytes(e.result.bytesSent)} sent, ${formatBytes(e.result.bytesReceived)} received)\n`);
+          printNotice(`drawbridge: ${e.remote}: closed (${formatBytes(e.result.bytesSent)} sent, ${formatBytes(e.result.bytesReceived)} received)`);
         }
       },
     });
-    if (opts.json) process.stdout.write(JSON.stringify({ device, host: tunnel.host, port: tunnel.port }) + '\n');
-    else process.stdout.write(`forwarding ${tunnel.host}:${tunnel.port} -> ${device} (Ctrl-C to stop)\n`);
+    if (opts.json) printJsonLine({ device, host: tunnel.host, port: tunnel.port });
+    else printLine(`forwarding ${tunnel.host}:${tunnel.port} -> ${device} (Ctrl-C to stop)`);
     onShutdownSignal(async () => {
       await tunnel.close();
       client.close();

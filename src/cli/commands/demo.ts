@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
+import { printLine } from '../output.js';
 import { onShutdownSignal } from '../signals.js';
 
 export function demoCommand(): Command {
@@ -20,7 +21,8 @@ export function demoCommand(): Command {
         if (!demo.ok) throw new DrawbridgeError('INTERNAL', 'the demo page did not come through the tunnel');
         return;
       }
-      process.stdout.write('\nrunning; Ctrl-C to stop\n');
+      printLine('');
+      printLine('running; Ctrl-C to stop');
       onShutdownSignal(() => demo.close());
     });
 }

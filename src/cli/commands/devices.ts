@@ -3,7 +3,7 @@ import { DrawbridgeError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
 import { assertValidName } from '../../util/names.js';
 import { addHubFlags, collect, withHub, type HubFlags } from '../context.js';
-import { printJson, printTable, shortTime } from '../output.js';
+import { printFields, printJson, printLine, printTable, shortTime } from '../output.js';
 import type { DeviceView, EnrollmentTokenView } from '../../protocol/api-types.js';
 
 
@@ -43,11 +43,17 @@ export function devicesCommand(): Command {
     const body = { name, tags: parseTags(opts.tag), enrollmentTtlMs: ttlMs(opts.ttl) };
     const result = await withHub(opts, (c) => c.request<EnrollmentTokenView>('POST', '/v1/devices', body));
     if (opts.json) return printJson(result);
-    process.stdout.write(
-      `device "${result.name}" registered. Enrollment token (works once, expires ${shortTime(result.expiresAt)}):\n\n` +
-        `  ${result.enrollmentToken}\n\n` +
-        `On the edge machine:\n  drawbridge agent enroll '${result.enrollmentToken}' --target 127.0.0.1:22\n  drawbridge agent run\n`,
-    );
+    for (const line of [
+      `device "${result.name}" registered. Enrollment token (works once, expires ${shortTime(result.expiresAt)}):`,
+      '',
+      `  ${result.enrollmentToken}`,
+      '',
+      'On the edge machine:',
+      `  drawbridge agent enroll '${result.enrollmentToken}' --target 127.0.0.1:22`,
+      '  drawbridge agent run',
+    ]) {
+      printLine(line);
+    }
   });
 
   addHubFlags(
@@ -59,12 +65,21 @@ export function devicesCommand(): Command {
     assertValidName(name, 'device name');
     const result = await withHub(opts, (c) => c.request<EnrollmentTokenView>('POST', `/v1/devices/${name}/enrollments`, { enrollmentTtlMs: ttlMs(opts.ttl) }));
     if (opts.json) return printJson(result);
-    process.stdout.write(`${result.enrollmentToken}\n`);
+    printLine(result.enrollmentToken);
   });
 
   addHubFlags(devices.command('list').description('list virtual devices').option('--json', 'JSON output')).action(
     async (opts: HubFlags & { json?: boolean }) => {
-      const { devices: list } = await withHub(opts, (c) => c.request<{ devices: DeviceView[] }>('GET', '/v1/devices'));
+      // The hub answers a page at a time; a listing reads every page.
+      const list = await withHub(opts, async (c) => {
+        const all: DeviceView[] = [];
+        for (let after: string | null = ''; after !== null; ) {
+          const page: { devices: DeviceView[]; next: string | null } = await c.request('GET', `/v1/devices${after ? `?after=${encodeURIComponent(after)}` : ''}`);
+          all.push(...page.devices);
+          after = page.next;
+        }
+        return all;
+      });
       if (opts.json) return printJson(list);
       printTable(
         ['name', 'tags', 'enabled', 'online', 'last seen', 'agent', 'remote address', 'streams'],
@@ -78,9 +93,7 @@ export function devicesCommand(): Command {
       assertValidName(name, 'device name');
       const d = await withHub(opts, (c) => c.request<DeviceView>('GET', `/v1/devices/${name}`));
       if (opts.json) return printJson(d);
-      for (const [k, v] of Object.entries(d)) {
-        process.stdout.write(`${k.padEnd(14)} ${k === 'tags' ? tagText(v as Record<string, string>) || '-' : v === null ? '-' : String(v)}\n`);
-      }
+      printFields(d);
     },
   );
 
@@ -94,7 +107,7 @@ export function devicesCommand(): Command {
         assertValidName(name, 'device name');
         const result = await withHub(opts, (c) => c.request<Record<string, unknown>>(method, `/v1/devices/${name}${suffix}`));
         if (opts.json) return printJson(result);
-        process.stdout.write(`device "${name}" ${verb === 'remove' ? 'removed' : verb + 'd'}\n`);
+        printLine(`device "${name}" ${verb === 'remove' ? 'removed' : verb + 'd'}`);
       },
     );
   }

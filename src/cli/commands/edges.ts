@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { EdgeSecretView, EdgeView } from '../../protocol/api-types.js';
 import { assertValidName } from '../../util/names.js';
 import { addHubFlags, withHub, type HubFlags } from '../context.js';
-import { printJson, printTable, shortTime } from '../output.js';
+import { printFields, printJson, printLine, printNotice, printTable, shortTime } from '../output.js';
 
 export function edgesCommand(): Command {
   const edges = new Command('edges').description('edges: the hosts agents run on, each with its own keys, hosting virtual devices');
@@ -22,11 +22,9 @@ export function edgesCommand(): Command {
       const e = await withHub(opts, (c) => c.request<EdgeView & Record<string, unknown>>('GET', `/v1/edges/${name}`));
       if (opts.json) return printJson(e);
       const { secrets, ...rest } = e as typeof e & { secrets?: EdgeSecretView[] };
-      for (const [k, v] of Object.entries(rest)) {
-        process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(', ') || '-' : v === null ? '-' : String(v)}\n`);
-      }
+      printFields(rest);
       if (secrets) {
-        process.stdout.write('secrets held:\n');
+        printLine('secrets held:');
         printTable(['secret', 'version', 'delivered', 'last read', 'reads'], secrets.map((x) => [x.name, x.version, shortTime(x.deliveredAt), shortTime(x.lastReadAt), x.reads]));
       }
     },
@@ -42,10 +40,10 @@ export function edgesCommand(): Command {
         assertValidName(name, 'edge name');
         const result = await withHub(opts, (c) => c.request<Record<string, unknown>>(method, `/v1/edges/${name}${suffix}`));
         if (opts.json) return printJson(result);
-        process.stdout.write(`edge "${name}" ${verb === 'remove' ? 'removed' : verb + 'd'}\n`);
+        printLine(`edge "${name}" ${verb === 'remove' ? 'removed' : verb + 'd'}`);
         const left = result['secretsLeftOnEdge'];
         if (Array.isArray(left) && left.length > 0) {
-          process.stderr.write(`the edge was offline or did not answer: its encrypted cache still holds ${left.length} secret(s); rotate them or wipe the agent's data directory\n`);
+          printNotice(`the edge was offline or did not answer: its encrypted cache still holds ${left.length} secret(s); rotate them or wipe the agent's data directory`);
         }
       },
     );

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
 import { parseListenAddress } from '../../util/paths.js';
+import { printLine } from '../output.js';
 import { onShutdownSignal } from '../signals.js';
 
 export function parseListen(text: string, defaultHost = '0.0.0.0'): { host: string; port: number } {
@@ -33,17 +34,23 @@ export function hubCommand(): Command {
         ...(opts.tlsCert && opts.tlsKey ? { tlsCertFile: opts.tlsCert, tlsKeyFile: opts.tlsKey } : {}),
         ...(opts.config ? { configFile: opts.config } : {}),
       });
-      const out = process.stdout;
       const bound = host.includes(':') ? `[${host}]` : host;
-      out.write(`drawbridge hub listening on https://${bound}:${hub.port} (public URL ${hub.publicUrl})\n`);
-      out.write(`data directory: ${hub.dataDir}\n`);
-      out.write(`${hub.caPin.startsWith('spki:') ? 'key pin' : 'CA pin'}: ${hub.caPin}\n`);
-      if (hub.bootstrapAdminToken) {
-        out.write(`\nadmin token (shown once; also kept in ${hub.adminTokenFile}, mode 0600):\n  ${hub.bootstrapAdminToken}\n`);
-        out.write(`\nlog in with:\n  drawbridge login --hub ${hub.publicUrl} --token ${hub.bootstrapAdminToken} --ca-pin ${hub.caPin}\n`);
-      } else {
-        out.write(`admin token: in ${hub.adminTokenFile}\n`);
-      }
+      const lines = [
+        `drawbridge hub listening on https://${bound}:${hub.port} (public URL ${hub.publicUrl})`,
+        `data directory: ${hub.dataDir}`,
+        `${hub.caPin.startsWith('spki:') ? 'key pin' : 'CA pin'}: ${hub.caPin}`,
+        ...(hub.bootstrapAdminToken
+          ? [
+              '',
+              `admin token (shown once; also kept in ${hub.adminTokenFile}, mode 0600):`,
+              `  ${hub.bootstrapAdminToken}`,
+              '',
+              'log in with:',
+              `  drawbridge login --hub ${hub.publicUrl} --token ${hub.bootstrapAdminToken} --ca-pin ${hub.caPin}`,
+            ]
+          : [`admin token: in ${hub.adminTokenFile}`]),
+      ];
+      for (const line of lines) printLine(line);
       onShutdownSignal(() => hub.close());
     });
 }

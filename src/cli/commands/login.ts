@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
+import { printJsonLine, printLine } from '../output.js';
 
 export function loginCommand(): Command {
   return new Command('login')
@@ -26,8 +27,8 @@ export function loginCommand(): Command {
       try {
         const me = await client.request<{ name: string; role: string }>('GET', '/v1/whoami');
         const path = saveCredentials(credentials);
-        if (opts.json) process.stdout.write(JSON.stringify({ ...me, hubUrl: credentials.hubUrl, credentialsFile: path }) + '\n');
-        else process.stdout.write(`logged in to ${credentials.hubUrl} as ${me.name} (${me.role}); credentials saved to ${path}\n`);
+        if (opts.json) printJsonLine({ ...me, hubUrl: credentials.hubUrl, credentialsFile: path });
+        else printLine(`logged in to ${credentials.hubUrl} as ${me.name} (${me.role}); credentials saved to ${path}`);
       } finally {
         client.close();
       }

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
 import { addHubFlags, withHub, type HubFlags } from '../context.js';
-import { formatBytes, printJson, printTable, shortTime } from '../output.js';
+import { formatBytes, printJson, printLine, printTable, shortTime } from '../output.js';
 import type { SessionView } from '../../protocol/api-types.js';
 
 
@@ -20,7 +20,7 @@ export function sessionsCommand(): Command {
       if (!/^[0-9a-f]{32}$/.test(id)) throw new DrawbridgeError('VALIDATION_FAILED', `invalid session id "${id}" (32 hex digits, see drawbridge sessions list)`);
       const result = await withHub(opts, (c) => c.request('DELETE', `/v1/sessions/${id}`));
       if (opts.json) return printJson(result);
-      process.stdout.write(`session ${id} killed\n`);
+      printLine(`session ${id} killed`);
     },
   );
   return sessions;

@@ -4,7 +4,7 @@ import type { UserView } from '../../protocol/api-types.js';
 import { ROLES, type Role } from '../../store/store.js';
 import { assertValidName } from '../../util/names.js';
 import { addHubFlags, withHub, type HubFlags } from '../context.js';
-import { printJson, printTable, shortTime } from '../output.js';
+import { printJson, printLine, printTable, shortTime } from '../output.js';
 
 export function usersCommand(): Command {
   const users = new Command('users').description('principals: people and automation identities with a role');
@@ -19,7 +19,8 @@ export function usersCommand(): Command {
     if (!ROLES.includes(opts.role as Role)) throw new DrawbridgeError('VALIDATION_FAILED', `invalid role "${opts.role}": use one of ${ROLES.join(', ')}`);
     const result = await withHub(opts, (c) => c.request<{ name: string; role: string; token: string }>('POST', '/v1/users', { name, role: opts.role }));
     if (opts.json) return printJson(result);
-    process.stdout.write(`user "${result.name}" (${result.role}) added. API token (shown once):\n  ${result.token}\n`);
+    printLine(`user "${result.name}" (${result.role}) added. API token (shown once):`);
+    printLine(`  ${result.token}`);
   });
 
   addHubFlags(users.command('list').description('list principals').option('--json', 'JSON output')).action(async (opts: HubFlags & { json?: boolean }) => {
@@ -33,7 +34,7 @@ export function usersCommand(): Command {
       assertValidName(name, 'user name');
       const result = await withHub(opts, (c) => c.request('DELETE', `/v1/users/${name}`));
       if (opts.json) return printJson(result);
-      process.stdout.write(`user "${name}" removed\n`);
+      printLine(`user "${name}" removed`);
     },
   );
   return users;
@@ -49,8 +50,9 @@ export function tokensCommand(): Command {
     if (name !== undefined) assertValidName(name, 'user name');
     const result = await withHub(opts, (c) => c.request<{ name: string; token: string }>('POST', '/v1/tokens/rotate', name ? { name } : {}));
     if (opts.json) return printJson(result);
-    process.stdout.write(`new token for "${result.name}" (shown once):\n  ${result.token}\n`);
-    if (!name) process.stdout.write('update your login: drawbridge login --hub URL --token <new token>\n');
+    printLine(`new token for "${result.name}" (shown once):`);
+    printLine(`  ${result.token}`);
+    if (!name) printLine('update your login: drawbridge login --hub URL --token <new token>');
   });
   return tokens;
 }

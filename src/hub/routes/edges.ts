@@ -45,23 +45,18 @@ export async function requireEdge(services: HubServices, name: string): Promise<
   return edge;
 }
 
-async function devicesByEdge(services: HubServices): Promise<Map<string, string[]>> {
-  const map = new Map<string, string[]>();
-  for (const device of await services.store.listDevices()) {
-    if (!device.edgeId) continue;
-    const list = map.get(device.edgeId) ?? [];
-    list.push(device.name);
-    map.set(device.edgeId, list);
-  }
-  return map;
-}
-
 export const EDGE_ROUTES: RouteSpec[] = [
   {
     method: 'GET', path: '/v1/edges', summary: 'List edges (agent hosts) and the devices each hosts', roles: ['admin', 'operator', 'approver', 'auditor'],
     handle: async (s, { res }) => {
-      const devices = await devicesByEdge(s);
-      sendJson(res, 200, { edges: (await s.store.listEdges()).map((e) => edgeView(s, e, devices.get(e.id) ?? [])) });
+      // Each edge's devices by index, with the event loop free between edges: reading every
+      // device of the hub to group them stalled it for tens of ms at 10,000 devices.
+      const edges: EdgeView[] = [];
+      for (const edge of await s.store.listEdges()) {
+        edges.push(edgeView(s, edge, (await s.store.devicesOfEdge(edge.id)).map((d) => d.name)));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      sendJson(res, 200, { edges });
     },
   },
   {

@@ -3,7 +3,7 @@
  * identity, and devices attaching to (and detached from) their edge's link.
  */
 import { z } from 'zod';
-import { nameSchema } from '../../util/schemas.js';
+import { nameSchema, plainText } from '../../util/schemas.js';
 import { defineMessage } from '../control.js';
 
 const capabilities = z.array(z.string().regex(/^[a-z][a-z0-9.-]{0,39}$/)).max(64);
@@ -47,8 +47,8 @@ export const EdgeAuth = defineMessage({
     /** The edge id: hex SHA-256 of its signing public key (SPKI DER), first 32 digits. */
     edge: z.string().regex(/^[0-9a-f]{32}$/),
     signature: base64(128),
-    agentVersion: z.string().max(64),
-    hostname: z.string().max(253),
+    agentVersion: plainText({ max: 64 }),
+    hostname: plainText({ max: 253 }),
     capabilities,
   }),
   result: z.strictObject({ edge: z.strictObject({ id: z.string(), name: z.string() }) }),
@@ -66,10 +66,10 @@ export const DeviceAttach = defineMessage({
     devices: z
       .array(
         z.strictObject({
-          name: z.string().max(63),
+          name: nameSchema,
           signature: base64(128),
           /** The device's configured target, for listings and audit (the agent enforces it). */
-          target: z.string().max(300),
+          target: plainText({ max: 300 }),
           maxStreams: z.number().int().min(1).max(100_000),
         }),
       )
