@@ -71,6 +71,9 @@ export const ERRORS = {
   STREAM_IDLE: { status: 408, closeCode: 4435, message: 'the stream was idle longer than the limit' },
   STREAM_TOO_LONG: { status: 408, closeCode: 4436, message: 'the stream reached its maximum duration' },
   TOO_MANY_OPEN_REQUESTS: { status: 429, closeCode: 4437, message: 'too many access requests are waiting for review' },
+  // edge security monitoring
+  UNKNOWN_ALERT: { status: 404, closeCode: 4404, message: 'unknown alert' },
+  UNKNOWN_FINDING: { status: 404, closeCode: 4404, message: 'unknown finding' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -7,6 +7,7 @@ import { DrawbridgeError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { accessCommand } from './commands/access.js';
 import { agentCommand } from './commands/agent.js';
+import { alertsCommand, findingsCommand } from './commands/alerts.js';
 import { auditCommand } from './commands/audit.js';
 import { connectCommand, proxyCommand, sshCommand } from './commands/connect.js';
 import { demoCommand } from './commands/demo.js';
@@ -41,6 +42,7 @@ const program = new Command('drawbridge')
 for (const command of [
   demoCommand(), hubCommand(), loginCommand(), devicesCommand(), edgesCommand(), agentCommand(), connectCommand(), proxyCommand(),
   sshCommand(), usersCommand(), tokensCommand(), accessCommand(), sessionsCommand(), auditCommand(),
+  alertsCommand(), findingsCommand(),
 ]) {
   program.addCommand(command);
 }

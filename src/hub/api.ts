@@ -18,6 +18,7 @@ import { ROLES, type AuditRecord, type DeviceRecord, type EdgeRecord, type Role 
 import { edgeIdOf, enrollPayload } from '../protocol/identity.js';
 import { verifySignature } from './edge-registry.js';
 import { EDGE_ROUTES } from './routes/edges.js';
+import { MONITOR_ROUTES } from './routes/monitoring.js';
 import type { AuditView, DeviceView, SessionView, UserView } from '../protocol/api-types.js';
 import { assertValidName } from '../util/names.js';
 import { nameSchema } from '../util/schemas.js';
@@ -515,6 +516,7 @@ export const ROUTES: RouteSpec[] = [
     },
   },
   ...EDGE_ROUTES,
+  ...MONITOR_ROUTES,
 ];
 
 /**

@@ -11,6 +11,7 @@ import type { EdgeRegistry } from './edge-registry.js';
 import type { HubMetrics } from './metrics.js';
 import type { PrincipalAuth } from './principals.js';
 import type { Relay } from './relay.js';
+import type { MonitorService } from '../monitor/monitor-service.js';
 
 export interface HubServices {
   store: Store;
@@ -24,6 +25,8 @@ export interface HubServices {
   relay: Relay;
   access: AccessService;
   auth: PrincipalAuth;
+  /** Edge security monitoring: alerts, findings, posture */
+  monitor: MonitorService;
   publicUrl: string;
   caPin: string;
   caPem: string;

@@ -1,6 +1,7 @@
 /**
- * Edges over the REST API: the hosts agents run on, each with its own keys. Listing,
- * showing (with the virtual devices it hosts), disabling, enabling and removing.
+ * Edges over the REST API: the hosts agents run on, each with its own keys. Listing (most
+ * attacked first, with open alerts and findings), showing (with the virtual devices it hosts
+ * and its security posture), disabling, enabling and removing.
  */
 import { DrawbridgeError } from '../../errors.js';
 import type { EdgeView } from '../../protocol/api-types.js';
@@ -9,10 +10,12 @@ import { assertValidName } from '../../util/names.js';
 import { sendJson } from '../http.js';
 import type { RouteSpec } from '../api.js';
 import type { HubServices } from '../services.js';
+import type { Principal } from '../principals.js';
+import { MONITOR_READERS } from './monitoring.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
-export function edgeView(services: HubServices, edge: EdgeRecord, devices: string[]): EdgeView {
+export function edgeView(services: HubServices, edge: EdgeRecord, devices: string[], monitoring?: EdgeView['monitoring']): EdgeView {
   const connection = services.registry.getEdge(edge.id);
   return {
     id: edge.id,
@@ -26,7 +29,18 @@ export function edgeView(services: HubServices, edge: EdgeRecord, devices: strin
     createdAt: new Date(edge.createdAt).toISOString(),
     devices,
     devicesOnline: connection ? connection.devices.size : 0,
+    ...(monitoring !== undefined ? { monitoring } : {}),
   };
+}
+
+const mayReadMonitoring = (principal: Principal): boolean => (MONITOR_READERS as readonly string[]).includes(principal.role);
+const NO_ACTIVITY = { openAlerts: 0, alertsBySeverity: {}, openFindings: 0, failedLogins24h: 0 };
+
+/** Most attacked first: open alerts, then failed logins in the last day, then name. */
+function byAttack(a: EdgeView, b: EdgeView): number {
+  const x = a.monitoring ?? NO_ACTIVITY;
+  const y = b.monitoring ?? NO_ACTIVITY;
+  return y.openAlerts - x.openAlerts || y.failedLogins24h - x.failedLogins24h || y.openFindings - x.openFindings || a.name.localeCompare(b.name);
 }
 
 export async function requireEdge(services: HubServices, name: string): Promise<EdgeRecord> {
@@ -50,17 +64,22 @@ async function devicesByEdge(services: HubServices): Promise<Map<string, string[
 export const EDGE_ROUTES: RouteSpec[] = [
   {
     method: 'GET', path: '/v1/edges', summary: 'List edges (agent hosts) and the devices each hosts', roles: ['admin', 'operator', 'approver', 'auditor'],
-    handle: async (s, { res }) => {
+    handle: async (s, { res, principal }) => {
       const devices = await devicesByEdge(s);
-      sendJson(res, 200, { edges: (await s.store.listEdges()).map((e) => edgeView(s, e, devices.get(e.id) ?? [])) });
+      const summaries = mayReadMonitoring(principal) ? await s.monitor.summaries() : undefined;
+      const edges = (await s.store.listEdges()).map((e) => edgeView(s, e, devices.get(e.id) ?? [], summaries ? (summaries.get(e.id) ?? NO_ACTIVITY) : null));
+      sendJson(res, 200, { edges: edges.sort(byAttack) });
     },
   },
   {
     method: 'GET', path: '/v1/edges/:name', summary: 'Show one edge', roles: ['admin', 'operator', 'approver', 'auditor'],
-    handle: async (s, { res, params }) => {
+    handle: async (s, { res, params, principal }) => {
       const edge = await requireEdge(s, params['name'] as string);
       const devices = (await s.store.devicesOfEdge(edge.id)).map((d) => d.name);
-      sendJson(res, 200, { ...edgeView(s, edge, devices), signingKey: edge.signingKey, encryptionKey: edge.encryptionKey });
+      const readsMonitoring = mayReadMonitoring(principal);
+      const summary = readsMonitoring ? ((await s.monitor.summaries()).get(edge.id) ?? NO_ACTIVITY) : null;
+      const posture = readsMonitoring ? await s.monitor.posture(edge.id) : null;
+      sendJson(res, 200, { ...edgeView(s, edge, devices, summary), signingKey: edge.signingKey, encryptionKey: edge.encryptionKey, posture });
     },
   },
   {
