@@ -10,6 +10,8 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { loadAgentConfig, resolveKeyPath, type AgentConfig, type AgentDeviceConfig } from './config.js';
 import { EdgeLink, type AgentFeature, type DeviceStatus, type EdgeLinkStatus } from './edge-link.js';
 import { loadEdgeIdentity } from './identity.js';
+import { inventorySources } from './collectors/index.js';
+import { TelemetryAgent } from './telemetry/telemetry-agent.js';
 
 export interface AgentOptions {
   configPath: string;
@@ -22,6 +24,8 @@ export interface AgentOptions {
 }
 
 export interface AgentHandle {
+  /** The security collector, when monitoring is on */
+  telemetry: TelemetryAgent | undefined;
   /** Every hosted device, across hubs */
   status(): DeviceStatus[];
   links(): EdgeLinkStatus[];
@@ -39,6 +43,18 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   }
   const edge = loadEdgeIdentity(resolveKeyPath(options.configPath, config.edge.keyFile), resolveKeyPath(options.configPath, config.edge.encryptionKeyFile));
   const caCache = join(dirname(options.configPath), 'ca');
+  // The security collector: one per edge (not per device), on unless the config says otherwise.
+  const telemetry = config.monitoring.enabled
+    ? new TelemetryAgent({
+        config: config.monitoring,
+        stateDir: resolveKeyPath(options.configPath, config.monitoring.stateDir),
+        sources: inventorySources(config.monitoring),
+        clock,
+        logger,
+      })
+    : undefined;
+  await telemetry?.start();
+  const features = [...(options.features ?? []), ...(telemetry ? [telemetry] : [])];
   // One link per hub: devices enrolled with the same hub (URL and pin) share it.
   const groups = new Map<string, AgentDeviceConfig[]>();
   for (const device of config.devices) {
@@ -50,13 +66,14 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     const first = devices[0] as AgentDeviceConfig;
     // Trust is resolved from the local cache written at enrollment; the pin is checked again.
     const trust = await resolveTrust(first.hubUrl, first.caPin, caCache);
-    links.push(new EdgeLink(first.hubUrl, first.caPin, devices, edge, trust, config.limits, logger, clock, (d) => resolveKeyPath(options.configPath, d.keyFile), options.features ?? []));
+    links.push(new EdgeLink(first.hubUrl, first.caPin, devices, edge, trust, config.limits, logger, clock, (d) => resolveKeyPath(options.configPath, d.keyFile), features));
   }
   for (const link of links) link.start();
   logger.info({ edge: config.edge.name, devices: config.devices.map((d) => d.name), config: options.configPath }, 'agent started');
 
   const status = (): DeviceStatus[] => links.flatMap((l) => l.status().devices);
   return {
+    telemetry,
     status,
     links: () => links.map((l) => l.status()),
     waitOnline: async (timeoutMs = 15_000) => {
@@ -71,6 +88,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     },
     close: async () => {
       await Promise.all(links.map((l) => l.stop()));
+      await telemetry?.stop();
     },
   };
 }

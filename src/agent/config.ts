@@ -10,6 +10,7 @@ import { durationSchema, issuesText, nameSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
 import { isCanonicalPin } from '../protocol/pins.js';
 import { writeFileAtomic } from '../util/files.js';
+import { AgentMonitoringSchema } from './collectors/config.js';
 
 const duration = durationSchema;
 
@@ -72,6 +73,8 @@ export const AgentConfigSchema = z.strictObject({
       reconnectMaxDelay: duration.prefault('10s'),
     })
     .prefault({}),
+  /** The edge's security collector (src/agent/collectors/config.ts): on by default. */
+  monitoring: AgentMonitoringSchema.prefault({}),
 });
 export type AgentConfig = z.output<typeof AgentConfigSchema>;
 

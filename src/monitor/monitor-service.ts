@@ -166,6 +166,9 @@ export class MonitorService implements EdgeFeature {
   private async load(edge: EdgeMonitor): Promise<void> {
     const id = edge.connection.edge.id;
     const [state, admins, devices] = await Promise.all([this.repo.edgeState(id), this.repo.inventoryRows(id, 'admins'), this.options.store.devicesOfEdge(id)]);
+    // Rule windows are kept in memory: after a hub restart they start from the stored events.
+    const since = (state?.lastTelemetryAt ?? this.now()) - edge.ssh.windowMs;
+    edge.ssh.seed(await this.repo.recentEvents(id, since, ['ssh.failure', 'ssh.invalid-user'], 4096));
     edge.queueId = state?.queueId ?? null;
     edge.lastBatch = state?.lastBatch ?? 0;
     edge.dropped = state?.dropped ?? 0;

@@ -205,4 +205,6 @@ export interface MonitorStore {
   /** Deletes raw events older than `before`, at most `batch` per call, and failure counts older than two days before `now`; returns how many events. */
   pruneEvents(before: number, batch: number, now: number): Promise<number>;
   countEvents(edgeId: string): Promise<number>;
+  /** The edge's newest raw events of these kinds since `since` (at most `limit`), oldest first: rule windows survive a hub restart. */
+  recentEvents(edgeId: string, since: number, kinds: readonly string[], limit: number): Promise<TelemetryEvent[]>;
 }

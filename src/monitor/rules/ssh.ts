@@ -38,6 +38,21 @@ export class SshActivity {
     return this.sources.size;
   }
 
+  /** How far back the windows reach, for seeding them from stored events. */
+  get windowMs(): number {
+    return this.horizonMs;
+  }
+
+  /** Fills the windows with earlier failures (stored before a hub restart) without firing anything. */
+  seed(events: readonly TelemetryEvent[]): void {
+    for (const event of events) {
+      if (!FAILURE_KINDS.has(event.kind) || !event.src) continue;
+      const entries = this.history(event.src);
+      entries.push({ t: event.last ?? event.t, n: event.n, user: event.user });
+      if (entries.length > MAX_ENTRIES_PER_SOURCE) entries.shift();
+    }
+  }
+
   /**
    * Feeds a batch of events (in time order) and returns the rules that fire. `privileged`
    * holds the edge's uid-0 account names, for root-login.

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { AlertRule, FindingRule, Severity } from '../../monitor/config.js';
 import { canonicalRow, stateHash } from '../../protocol/telemetry-codec.js';
-import type { InventoryName, InventoryRow } from '../../protocol/messages/telemetry.js';
+import type { InventoryName, InventoryRow, TelemetryEvent } from '../../protocol/messages/telemetry.js';
 import type {
   AlertFire,
   AlertQuery,
@@ -513,6 +513,20 @@ export class SqliteMonitorRepository implements MonitorStore {
       this.sql('DELETE FROM monitor_failures WHERE hour < ?').run(Math.floor(now / HOUR) - 48);
       return removed.length;
     });
+  }
+
+  async recentEvents(edgeId: string, since: number, kinds: readonly string[], limit: number): Promise<TelemetryEvent[]> {
+    const rows = this.db
+      .prepare(`SELECT * FROM monitor_events WHERE edge_id = ? AND kind IN (${kinds.map(() => '?').join(', ')}) AND last_ts >= ? ORDER BY id DESC LIMIT ?`)
+      .all(edgeId, ...kinds, since, limit) as Row[];
+    return rows.reverse().map((r) => ({
+      kind: String(r['kind']) as TelemetryEvent['kind'],
+      t: num(r['ts']),
+      ...(num(r['last_ts']) !== num(r['ts']) ? { last: num(r['last_ts']) } : {}),
+      n: num(r['count']),
+      ...(r['user'] !== null ? { user: String(r['user']) } : {}),
+      ...(r['source'] !== null ? { src: String(r['source']) } : {}),
+    }));
   }
 
   async countEvents(edgeId: string): Promise<number> {
