@@ -41,7 +41,7 @@ import { SshActivity } from './rules/ssh.js';
 import { alertView, postureView } from './views.js';
 import type { EdgeMonitoringView, PostureView } from '../protocol/api-types.js';
 
-/** How often online edges are checked for silence. */
+/** How often online edges are checked for silence (at most). */
 const SILENCE_SWEEP_MS = 30_000;
 /** How often raw events are pruned by age, and how many rows one statement deletes. */
 const RETENTION_SWEEP_MS = 3_600_000;
@@ -114,7 +114,9 @@ export class MonitorService implements EdgeFeature {
 
   start(): void {
     const { clock } = this.options;
-    this.timers.push(clock.setInterval(() => void this.sweepSilence(), SILENCE_SWEEP_MS));
+    // Checked often enough that a silent edge is noticed within a quarter of the configured time.
+    const silenceSweep = Math.min(SILENCE_SWEEP_MS, Math.max(500, this.config.rules['telemetry-silent'].after / 4));
+    this.timers.push(clock.setInterval(() => void this.sweepSilence(), silenceSweep));
     this.timers.push(clock.setInterval(() => void this.sweepRetention(), RETENTION_SWEEP_MS));
     for (const timer of this.timers) timer.unref();
     this.refreshMetrics();
