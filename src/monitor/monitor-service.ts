@@ -24,7 +24,7 @@ import {
   type InventoryRow,
   type TelemetryEvent,
 } from '../protocol/messages/telemetry.js';
-import { decodePayload } from '../protocol/telemetry-codec.js';
+import { checkpointDigest, decodePayload } from '../protocol/telemetry-codec.js';
 import type { AlertQuery, AlertRecord, AlertStatus, FindingQuery, FindingRecord, MonitorStore } from '../store/monitor-store.js';
 import type { AuditEntry, Store } from '../store/store.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
@@ -38,6 +38,7 @@ import { findingsFor } from './findings/posture.js';
 import type { MonitorMetrics } from './metrics.js';
 import { inventoryAlerts } from './rules/inventory.js';
 import { SshActivity } from './rules/ssh.js';
+import { SliceScheduler } from './slices.js';
 import { alertView, postureView } from './views.js';
 import type { EdgeMonitoringView, PostureView } from '../protocol/api-types.js';
 
@@ -48,6 +49,8 @@ const RETENTION_SWEEP_MS = 3_600_000;
 const RETENTION_BATCH = 5000;
 /** Refusals logged per edge per minute; the rest are counted, and summed up in one line. */
 const REFUSAL_LOG_PER_MINUTE = 10;
+/** Open alerts and findings are recounted for the metrics at most this often. */
+const METRICS_REFRESH_MS = 1000;
 
 interface EdgeMonitor {
   connection: EdgeConnection;
@@ -93,12 +96,20 @@ export class MonitorService implements EdgeFeature {
   private readonly edges = new Map<string, EdgeMonitor>();
   private readonly timers: TimerHandle[] = [];
   private metricsRefresh: Promise<void> | undefined;
+  private metricsTimer: TimerHandle | undefined;
+  private lastMetricsRefresh = 0;
   private metricsDirty = false;
   private pruning = false;
   /** Messages being handled, across edges (including edges that went offline meanwhile). */
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Store work from every edge, a bounded slice at a time (the 50 ms rule). */
+  private readonly slices: SliceScheduler;
+  /** Events edges reported dropped, summed over the edges online (kept as a running total). */
+  private droppedTotal = 0;
 
-  constructor(private readonly options: MonitorServiceOptions) {}
+  constructor(private readonly options: MonitorServiceOptions) {
+    this.slices = new SliceScheduler({ group: (runAll) => options.monitorStore.group(runAll) });
+  }
 
   private get config(): MonitoringConfig {
     return this.options.config;
@@ -124,11 +135,17 @@ export class MonitorService implements EdgeFeature {
 
   stop(): void {
     for (const timer of this.timers.splice(0)) this.options.clock.clearInterval(timer);
+    this.options.clock.clearTimeout(this.metricsTimer);
   }
 
   /** Waits until every edge's queued telemetry has been handled (tests, shutdown). */
   async idle(): Promise<void> {
     while (this.inflight.size > 0) await Promise.all([...this.inflight]);
+    if (this.metricsTimer) {
+      this.options.clock.clearTimeout(this.metricsTimer);
+      this.metricsTimer = undefined;
+      this.runMetricsRefresh();
+    }
     await this.metricsRefresh;
   }
 
@@ -161,19 +178,21 @@ export class MonitorService implements EdgeFeature {
   }
 
   offline(connection: EdgeConnection): void {
-    if (this.edges.get(connection.edge.id)?.connection === connection) this.edges.delete(connection.edge.id);
-    this.updateDroppedGauge();
+    const edge = this.edges.get(connection.edge.id);
+    if (edge?.connection !== connection) return;
+    this.edges.delete(connection.edge.id);
+    this.setDropped(edge, 0);
   }
 
   private async load(edge: EdgeMonitor): Promise<void> {
     const id = edge.connection.edge.id;
-    const [state, admins, devices] = await Promise.all([this.repo.edgeState(id), this.repo.inventoryRows(id, 'admins'), this.options.store.devicesOfEdge(id)]);
+    const [state, admins, devices] = await this.slices.run(() => Promise.all([this.repo.edgeState(id), this.repo.inventoryRows(id, 'admins'), this.options.store.devicesOfEdge(id)]));
     // Rule windows are kept in memory: after a hub restart they start from the stored events.
     const since = (state?.lastTelemetryAt ?? this.now()) - edge.ssh.windowMs;
-    edge.ssh.seed(await this.repo.recentEvents(id, since, ['ssh.failure', 'ssh.invalid-user'], 4096));
+    edge.ssh.seed(await this.slices.run(() => this.repo.recentEvents(id, since, ['ssh.failure', 'ssh.invalid-user'], 4096)));
     edge.queueId = state?.queueId ?? null;
     edge.lastBatch = state?.lastBatch ?? 0;
-    edge.dropped = state?.dropped ?? 0;
+    this.setDropped(edge, state?.dropped ?? 0);
     edge.privileged = privilegedAccounts(admins);
     edge.allowed = allowedPorts(this.config.baseline, edgeTags(devices));
   }
@@ -183,7 +202,9 @@ export class MonitorService implements EdgeFeature {
     const bytes = JSON.stringify(body).length;
     this.options.metrics.telemetryBytes.inc({ type }, bytes);
     this.options.metrics.telemetryMessages.inc({ type });
-    const run = edge.chain.then(work);
+    // Decoding and validating start in a slice too: ten thousand edges reporting at once must
+    // not turn into one long stretch of synchronous work.
+    const run = edge.chain.then(() => this.slices.run(work));
     edge.chain = run.catch(() => undefined);
     const settled = edge.chain.finally(() => this.inflight.delete(settled));
     this.inflight.add(settled);
@@ -230,25 +251,26 @@ export class MonitorService implements EdgeFeature {
     const id = edge.connection.edge.id;
     this.touch(edge);
     edge.checkpointIntervalMs = body.checkpointIntervalMs;
-    edge.dropped = body.dropped;
-    this.updateDroppedGauge();
-    await this.repo.recordCheckpoint(id, {
-      at: this.now(),
-      queueId: body.queueId,
-      queued: body.queued,
-      dropped: body.dropped,
-      checkpointIntervalMs: body.checkpointIntervalMs,
-      bytes: JSON.stringify(body).length,
+    this.setDropped(edge, body.dropped);
+    const checkpoint = { at: this.now(), queueId: body.queueId, queued: body.queued, dropped: body.dropped, checkpointIntervalMs: body.checkpointIntervalMs, bytes: JSON.stringify(body).length };
+    const state = await this.slices.run(async () => {
+      await this.repo.recordCheckpoint(id, checkpoint);
+      return this.repo.edgeState(id);
     });
-    const state = await this.repo.edgeState(id);
     const held = state?.inventories ?? {};
-    const resync: InventoryName[] = [];
-    const inventories: ResultOf<typeof TelemetryState>['inventories'] = {};
+    const inventories: NonNullable<ResultOf<typeof TelemetryState>['inventories']> = {};
     for (const name of INVENTORIES) {
       const mine = held[name];
       if (mine) inventories[name] = { seq: mine.seq, hash: mine.hash };
+    }
+    if (!body.inventories) {
+      // A digest: nothing to say when it matches; otherwise what the hub holds, for the edge to compare.
+      return body.digest === checkpointDigest(inventories) ? { resync: [] } : { inventories, resync: [] };
+    }
+    const resync: InventoryName[] = [];
+    for (const name of INVENTORIES) {
       const theirs = body.inventories[name];
-      if (theirs && (!mine || mine.hash !== theirs.hash)) resync.push(name);
+      if (theirs && inventories[name]?.hash !== theirs.hash) resync.push(name);
     }
     if (resync.length > 0) this.options.logger.info({ edge: edge.connection.edge.name, resync }, 'telemetry: asking the edge for full inventories (new, or drifted)');
     return { inventories, resync };
@@ -260,7 +282,7 @@ export class MonitorService implements EdgeFeature {
     const rows = 'rows' in content ? content.rows : content.set;
     const validated = validateRows(body.inventory, rows);
     const at = this.now();
-    const result = await this.repo.applyInventory(
+    const result = await this.slices.run(() => this.repo.applyInventory(
       {
         edgeId: edge.connection.edge.id,
         inventory: body.inventory,
@@ -276,7 +298,7 @@ export class MonitorService implements EdgeFeature {
         alerts: inventoryAlerts(diff, this.config.rules, edge.allowed, at),
         findings: findingsFor(diff.inventory, diff.after, this.config.findings, edge.allowed),
       }),
-    );
+    ));
     if (!result.applied) {
       if (result.reason === 'unknown-edge') throw new Refusal('UNKNOWN_EDGE', 'this edge is not registered (removed?)', 'unknown_edge');
       if (result.reason === 'edge-disabled') throw new Refusal('EDGE_DISABLED', 'this edge is disabled', 'edge_disabled');
@@ -286,7 +308,7 @@ export class MonitorService implements EdgeFeature {
       if (body.full) throw new Refusal('VALIDATION_FAILED', `the full ${body.inventory} inventory hashes to ${result.hash ?? '?'} here, not ${content.hash}`, 'hash_mismatch');
       return { applied: false, resync: true };
     }
-    if (body.inventory === 'admins') edge.privileged = privilegedAccounts(await this.repo.inventoryRows(edge.connection.edge.id, 'admins'));
+    if (body.inventory === 'admins') edge.privileged = privilegedAccounts(await this.slices.run(() => this.repo.inventoryRows(edge.connection.edge.id, 'admins')));
     for (const alert of result.opened) this.alertOpened(alert);
     if (result.opened.length + result.updated.length + result.findingsOpened.length + result.findingsResolved.length > 0) this.refreshMetrics();
     for (const finding of result.findingsOpened) this.options.logger.info({ edge: finding.edgeName, rule: finding.rule, key: finding.key }, 'finding opened');
@@ -300,10 +322,10 @@ export class MonitorService implements EdgeFeature {
     const content = await this.decode(body.payload, EventBatchContentSchema, 'events');
     const events: TelemetryEvent[] = content.events;
     const fires = edge.ssh.evaluate(events, edge.privileged);
-    const result = await this.repo.applyEvents(
+    const result = await this.slices.run(() => this.repo.applyEvents(
       { edgeId: edge.connection.edge.id, queueId: body.queueId, batch: body.batch, events, at: this.now(), bytes: JSON.stringify(body).length, maxEventsPerEdge: this.config.retention.maxEventsPerEdge },
       fires,
-    );
+    ));
     if (!result.accepted) {
       throw result.reason === 'unknown-edge'
         ? new Refusal('UNKNOWN_EDGE', 'this edge is not registered (removed?)', 'unknown_edge')
@@ -395,31 +417,47 @@ export class MonitorService implements EdgeFeature {
     this.refreshMetrics();
   }
 
-  private updateDroppedGauge(): void {
-    let dropped = 0;
-    for (const edge of this.edges.values()) dropped += edge.dropped;
-    this.options.metrics.eventsDroppedOnEdges.set(dropped);
+  private setDropped(edge: EdgeMonitor, dropped: number): void {
+    this.droppedTotal += dropped - edge.dropped;
+    edge.dropped = dropped;
+    this.options.metrics.eventsDroppedOnEdges.set(this.droppedTotal);
   }
 
-  /** Recounts open alerts and findings (one grouped query each, by index); at most one in flight. */
+  /**
+   * Recounts open alerts and findings (one grouped query each, by index): at most once a
+   * second, however many alerts a flood opens.
+   */
   private refreshMetrics(): void {
-    if (this.metricsRefresh) {
-      this.metricsDirty = true;
+    this.metricsDirty = true;
+    if (this.metricsTimer || this.metricsRefresh) return;
+    const wait = Math.max(0, this.lastMetricsRefresh + METRICS_REFRESH_MS - this.now());
+    if (wait === 0) {
+      this.runMetricsRefresh();
       return;
     }
+    this.metricsTimer = this.options.clock.setTimeout(() => {
+      this.metricsTimer = undefined;
+      this.runMetricsRefresh();
+    }, wait);
+    this.metricsTimer.unref();
+  }
+
+  private runMetricsRefresh(): void {
     this.metricsRefresh = (async () => {
-      do {
+      while (this.metricsDirty) {
         this.metricsDirty = false;
-        const counts = await this.repo.openCounts();
+        this.lastMetricsRefresh = this.now();
+        const counts = await this.slices.run(() => this.repo.openCounts());
         this.options.metrics.alertsOpen.reset();
         for (const c of counts.alerts) this.options.metrics.alertsOpen.set({ severity: c.severity, status: c.status }, c.count);
         this.options.metrics.findingsOpen.reset();
         for (const c of counts.findings) this.options.metrics.findingsOpen.set({ severity: c.severity }, c.count);
-      } while (this.metricsDirty);
+      }
     })()
       .catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not count open alerts'))
       .finally(() => {
         this.metricsRefresh = undefined;
+        if (this.metricsDirty) this.refreshMetrics();
       });
   }
 

@@ -29,6 +29,16 @@ export function stateHash(rows: Iterable<InventoryRow>): string {
   return hash.digest().subarray(0, 12).toString('base64url');
 }
 
+/** One digest of every inventory's sequence number and state hash, for a checkpoint of a quiet edge. */
+export function checkpointDigest(inventories: Partial<Record<string, { seq: number; hash: string }>>): string {
+  const hash = createHash('sha256');
+  for (const name of Object.keys(inventories).sort()) {
+    const state = inventories[name] as { seq: number; hash: string };
+    hash.update(`${name}:${state.seq}:${state.hash}\n`);
+  }
+  return hash.digest().subarray(0, 12).toString('base64url');
+}
+
 /** Content below this many bytes of JSON goes as it is: DEFLATE plus base64 would not pay. */
 const COMPRESS_FROM_BYTES = 160;
 

@@ -175,6 +175,12 @@ export interface EdgeMonitorSummary {
 }
 
 export interface MonitorStore {
+  /**
+   * Runs `runAll` (which calls this store's methods) in one transaction, so a burst of
+   * telemetry costs one commit; throws if it could not commit. An engine that cannot group
+   * synchronous calls just runs them.
+   */
+  group(runAll: () => void): void;
   /** The edge's monitoring state (sequence numbers, hashes, queue position); undefined when it never reported. */
   edgeState(edgeId: string): Promise<MonitorEdgeState | undefined>;
   /** Rows of one inventory of an edge. */

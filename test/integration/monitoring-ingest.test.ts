@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { DrawbridgeError } from '../../src/errors.js';
 import type { AlertView, AuditView, EdgeView, FindingView, PostureView } from '../../src/protocol/api-types.js';
 import { TelemetryInventory } from '../../src/protocol/messages/telemetry.js';
-import { stateHash } from '../../src/protocol/telemetry-codec.js';
+import { checkpointDigest, stateHash } from '../../src/protocol/telemetry-codec.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { echoServer, startHarness, type Harness } from './stream-harness.js';
 import { connectTelemetryEdge, failure, portRow, sshdRow, type TelemetryEdge } from './telemetry-edge.js';
@@ -44,7 +44,12 @@ describe('monitoring ingest', { timeout: 60_000 }, () => {
     assert.deepEqual(await edge.full('sshd', 1, [sshdRow({ permitRootLogin: 'yes', passwordAuthentication: 'yes' })]), { applied: true, resync: false });
     const again = await edge.state({ inventories: { ports: { seq: 4, hash: stateHash(ports) } } });
     assert.deepEqual(again.resync, [], 'the hub holds what the edge has');
-    assert.equal(again.inventories.ports?.seq, 4);
+    assert.equal(again.inventories?.ports?.seq, 4);
+    // Later checkpoints carry one digest: nothing comes back while it matches, the hub's states when it does not.
+    const held = again.inventories ?? {};
+    assert.deepEqual(await edge.state({ inventories: undefined, digest: checkpointDigest(held) }), { resync: [] });
+    const drifted = await edge.state({ inventories: undefined, digest: checkpointDigest({ ...held, ports: { seq: 4, hash: stateHash([]) } }) });
+    assert.deepEqual(drifted.inventories, held);
     assert.deepEqual(await alerts(), [], 'a first report is the baseline: no alert');
     const open = (await findings('?status=open')).map((f) => `${f.rule} ${f.facts['port'] ?? f.facts['permitRootLogin'] ?? ''}`).sort();
     assert.deepEqual(open, ['open-port-all-interfaces 22', 'open-port-all-interfaces 5353', 'ssh-password-auth-allowed ', 'ssh-root-login-allowed yes']);

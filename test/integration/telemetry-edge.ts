@@ -6,17 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { load as parseYaml } from 'js-yaml';
 import { AgentConfigSchema, resolveKeyPath } from '../../src/agent/config.js';
-import { loadEdgeIdentity, signWith } from '../../src/agent/identity.js';
-import { resolveTrust, tlsOptions } from '../../src/client/trust.js';
-import { BASE_CAPABILITY } from '../../src/protocol/control.js';
-import { edgeAuthPayload } from '../../src/protocol/identity.js';
-import { EdgeAuth, Hello, TELEMETRY_CAPABILITY, TelemetryEvents, TelemetryInventory, TelemetryState, type InventoryName, type InventoryRow, type TelemetryEvent } from '../../src/protocol/messages/index.js';
+import { loadEdgeIdentity } from '../../src/agent/identity.js';
+import type { Link } from '../../src/transport/link.js';
+import { dialTelemetryEdge } from '../../bench/telemetry-edge-link.js';
+import { resolveTrust } from '../../src/client/trust.js';
+import { portRowKey } from '../../src/agent/collectors/ports.js';
+import { TelemetryEvents, TelemetryInventory, TelemetryState, type InventoryName, type InventoryRow, type TelemetryEvent } from '../../src/protocol/messages/index.js';
 import type { BodyOf, ResultOf } from '../../src/protocol/control.js';
 import { encodePayload, stateHash } from '../../src/protocol/telemetry-codec.js';
-import { Link } from '../../src/transport/link.js';
-import { dialLink } from '../../src/transport/upgrade.js';
-import { systemClock } from '../../src/util/clock.js';
-import { silentLogger } from '../../src/util/logger.js';
 
 export interface TelemetryEdge {
   link: Link;
@@ -39,27 +36,14 @@ export async function connectTelemetryEdge(hubUrl: string, configPath: string): 
   if (!edgeConfig || !device) throw new Error('the agent config has no edge');
   const identity = loadEdgeIdentity(resolveKeyPath(configPath, edgeConfig.keyFile), resolveKeyPath(configPath, edgeConfig.encryptionKeyFile));
   const trust = await resolveTrust(hubUrl, device.caPin, undefined);
-  const dialed = await dialLink({ hubUrl, path: '/v1/link/agent', tls: tlsOptions(trust), timeoutMs: 10_000 });
-  const link = new Link({ socket: dialed.socket, head: dialed.head, side: 'client', self: 'agent', peer: 'hub', clock: systemClock, logger: silentLogger(), pingIntervalMs: 10_000 });
-  await new Promise<void>((resolve, reject) => {
-    link.handle(Hello, (hello) => {
-      link.peerCapabilities = new Set([BASE_CAPABILITY, ...hello.capabilities.filter((c) => c === TELEMETRY_CAPABILITY)]);
-      link
-        .request(EdgeAuth, {
-          edge: identity.id,
-          signature: signWith(identity.signingKey, edgeAuthPayload(identity.id, hello.nonce as string, device.caPin)),
-          agentVersion: 'test',
-          hostname: 'test-edge',
-          capabilities: [BASE_CAPABILITY, TELEMETRY_CAPABILITY],
-        })
-        .then(() => resolve(), reject);
-    });
-  });
+  const link = await dialTelemetryEdge(hubUrl, trust, device.caPin, { id: identity.id, key: identity.signingKey }, 10_000);
   return {
     link,
     edgeId: identity.id,
-    state: (body = {}) =>
-      link.request(TelemetryState, { checkpointIntervalMs: 300_000, inventories: {}, queueId: QUEUE_ID, queued: 0, dropped: 0, ...body }),
+    state: (body = {}) => {
+      const { inventories, ...rest } = { checkpointIntervalMs: 300_000, inventories: {}, queueId: QUEUE_ID, queued: 0, dropped: 0, ...body };
+      return link.request(TelemetryState, inventories === undefined ? rest : { ...rest, inventories });
+    },
     full: async (inventory, seq, rows) => link.request(TelemetryInventory, { inventory, seq, full: true, payload: await encodePayload({ rows, hash: stateHash(rows) }) }),
     delta: async (inventory, seq, set, removed, after) =>
       link.request(TelemetryInventory, { inventory, seq, full: false, payload: await encodePayload({ set, removed, hash: stateHash(after) }) }),
@@ -70,7 +54,7 @@ export async function connectTelemetryEdge(hubUrl: string, configPath: string): 
 
 /** A port row as the ports collector reports it. */
 export function portRow(proto: 'tcp' | 'udp', addr: string, port: number, proc: string | null = null): InventoryRow {
-  return { k: `${proto}/${addr.includes(':') ? `[${addr}]` : addr}:${port}`, proto, addr, port, proc };
+  return { k: portRowKey(proto, addr, port), proto, addr, port, proc };
 }
 
 export function sshdRow(settings: { permitRootLogin?: string; passwordAuthentication?: string; permitEmptyPasswords?: string } = {}): InventoryRow {

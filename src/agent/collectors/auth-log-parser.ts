@@ -32,6 +32,8 @@ const PATTERNS: { kind: TelemetryEvent['kind']; pattern: RegExp; fields: ('metho
   { kind: 'ssh.preauth-close', pattern: new RegExp(`^(?:Connection closed by|Disconnected from) ${ADDRESS} port \\d+ \\[preauth\\]\\s*$`), fields: ['src'] },
 ];
 
+const EVIDENCE_KINDS = new Set<TelemetryEvent['kind']>(['ssh.failure', 'ssh.invalid-user', 'ssh.success']);
+
 /** A line shown as evidence: one line, printable, bounded. */
 export function evidenceOf(line: string): string {
   // eslint-disable-next-line no-control-regex
@@ -51,7 +53,9 @@ export function parseSshdMessage(message: string, t: number, line = message): Te
   for (const { kind, pattern, fields } of PATTERNS) {
     const match = pattern.exec(text);
     if (!match) continue;
-    const event: TelemetryEvent = { kind, t, n: 1, line: evidenceOf(line.trimEnd()) };
+    // The line goes along as evidence where an alert can quote it; a disconnect before
+    // authentication adds nothing to the failure it follows, and costs bytes under attack.
+    const event: TelemetryEvent = EVIDENCE_KINDS.has(kind) ? { kind, t, n: 1, line: evidenceOf(line.trimEnd()) } : { kind, t, n: 1 };
     fields.forEach((field, i) => {
       const value = match[i + 1];
       if (field === 'method' && value) event.method = value.slice(0, 64);

@@ -4,8 +4,9 @@
  * through /proc/PID/fd where this user may read it (another user's processes need root; the
  * source then says how many owners it could not see).
  *
- * A UDP socket counts once it is seen in two scans in a row: clients (DNS lookups, NTP
- * queries) bind short-lived UDP sockets that would otherwise come and go as "new ports".
+ * A UDP socket that appears after the first scan counts once it is seen in two scans in a
+ * row: clients (DNS lookups, NTP queries) bind short-lived UDP sockets that would otherwise
+ * come and go as "new ports".
  */
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -86,6 +87,7 @@ export class PortsCollector {
   /** socket inode -> process name, kept across scans (a listener's socket keeps its inode). */
   private owners = new Map<string, string | null>();
   private previousUdp = new Set<string>();
+  private scanned = false;
 
   constructor(private readonly procRoot: string) {}
 
@@ -114,11 +116,13 @@ export class PortsCollector {
       const k = portRowKey(s.proto, s.addr, s.port);
       if (s.proto === 'udp') {
         udpNow.add(k);
-        if (!this.previousUdp.has(k)) continue;
+        // The first scan takes what is there (the baseline); later ones wait for a second sighting.
+        if (this.scanned && !this.previousUdp.has(k)) continue;
       }
       rows.set(k, { k, proto: s.proto, addr: s.addr, port: s.port, proc: this.owners.get(s.inode) ?? null });
     }
     this.previousUdp = udpNow;
+    this.scanned = true;
     const root = process.getuid?.() === 0;
     const owners = root ? `no process found for ${hidden} sockets (kernel sockets, or another namespace)` : `the owner of ${hidden} sockets is not readable by this user (root sees every process)`;
     const notes = [...unreadable, ...(hidden > 0 ? [owners] : [])];

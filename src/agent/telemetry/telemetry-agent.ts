@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { DrawbridgeError } from '../../errors.js';
 import { encodeEnvelope, PROTOCOL_VERSION, type MessageSpec } from '../../protocol/control.js';
 import {
+  INVENTORIES,
   TELEMETRY_CAPABILITY,
   TelemetryEvents,
   TelemetryInventory,
@@ -21,7 +22,7 @@ import {
   type InventoryRow,
   type TelemetryEvent,
 } from '../../protocol/messages/telemetry.js';
-import { encodePayload } from '../../protocol/telemetry-codec.js';
+import { checkpointDigest, encodePayload } from '../../protocol/telemetry-codec.js';
 import type { Link } from '../../transport/link.js';
 import type { Clock, TimerHandle } from '../../util/clock.js';
 import type { Logger } from '../../util/logger.js';
@@ -86,8 +87,9 @@ export class TelemetryAgent implements AgentFeature {
 
   constructor(private readonly options: TelemetryAgentOptions) {
     this.queue = new EventQueue(join(options.stateDir, 'queue'), options.config.queueMaxBytes, options.logger);
-    this.trackers.set('sources', new InventoryTracker('sources'));
-    for (const source of options.sources) this.trackers.set(source.inventory, new InventoryTracker(source.inventory));
+    // Every inventory has a tracker: one whose source is off reports no rows, so the hub
+    // forgets what it held for it (and the findings it made from it resolve).
+    for (const name of INVENTORIES) this.trackers.set(name, new InventoryTracker(name));
   }
 
   // ---- collecting ----
@@ -98,6 +100,8 @@ export class TelemetryAgent implements AgentFeature {
     for (const name of ['ports', 'users', 'sshd', 'firewall', 'facts'] as const) {
       if (!config[name].enabled) this.setStatus(name, 'off', 'switched off in the agent config');
     }
+    const read = new Set(this.options.sources.map((s) => s.inventory));
+    for (const name of INVENTORIES) if (name !== 'sources' && !read.has(name)) this.trackers.get(name)?.update([]);
     for (const source of this.options.sources) {
       const timer = clock.setInterval(() => void this.read(source), source.intervalMs);
       timer.unref();
@@ -277,7 +281,10 @@ export class TelemetryAgent implements AgentFeature {
     return result;
   }
 
-  /** The checkpoint: hashes out, the hub's view back; then whatever is pending. */
+  /**
+   * The checkpoint: at link-up every inventory's state, later one digest of them all; the
+   * hub answers with its own states where they differ. Then whatever is pending.
+   */
   private async sync(): Promise<void> {
     const inventories: Partial<Record<InventoryName, { seq: number; hash: string }>> = {};
     for (const [name, tracker] of this.trackers) {
@@ -286,13 +293,17 @@ export class TelemetryAgent implements AgentFeature {
     }
     const answer = await this.request(TelemetryState, {
       checkpointIntervalMs: this.options.config.checkpointInterval,
-      inventories,
+      ...(this.synced ? { digest: checkpointDigest(inventories) } : { inventories }),
       queueId: this.queue.queueId,
       queued: this.queue.length,
       dropped: this.queue.dropped,
     });
-    for (const [name, tracker] of this.trackers) {
-      if (inventories[name]) tracker.adopt(answer.inventories[name], answer.resync.includes(name));
+    if (answer.inventories) {
+      for (const [name, tracker] of this.trackers) {
+        const mine = inventories[name];
+        const hub = answer.inventories[name];
+        if (mine) tracker.adopt(hub, answer.resync.includes(name) || hub?.hash !== mine.hash);
+      }
     }
     this.synced = true;
     for (const tracker of this.trackers.values()) await this.sendInventory(tracker);

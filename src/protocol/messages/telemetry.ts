@@ -131,11 +131,14 @@ export const TelemetryState = defineMessage({
   to: ['hub'],
   capability: TELEMETRY_CAPABILITY,
   priority: 'bulk',
-  summary: "The collector's checkpoint: each inventory's sequence number and state hash, and the event queue's counters; the hub answers with the inventories it wants in full (drift or a gap).",
+  summary: "The collector's checkpoint: each inventory's sequence number and state hash (or one digest of them all), and the event queue's counters; the hub answers with what it holds where that differs, and the inventories it wants in full.",
   body: z.strictObject({
     /** How often the agent sends this; the hub calls an edge silent after a few missed checkpoints. */
     checkpointIntervalMs: z.number().int().min(1000).max(86_400_000),
-    inventories: inventoryStates,
+    /** Each inventory's state (sent when the link comes up). */
+    inventories: inventoryStates.optional(),
+    /** Or one digest of them all (see checkpointDigest): a quiet edge's checkpoint stays small. */
+    digest: stateHash.optional(),
     /** Identifies the agent's event queue; batch numbers restart when it changes. */
     queueId: z.string().regex(/^[0-9a-f]{16}$/),
     /** Batches waiting on the edge (held while the hub was unreachable). */
@@ -144,8 +147,12 @@ export const TelemetryState = defineMessage({
     dropped: z.number().int().min(0),
   }),
   result: z.strictObject({
-    /** The hub's sequence numbers and hashes; where they match the agent's, the agent continues from the hub's sequence number. */
-    inventories: inventoryStates,
+    /**
+     * The hub's sequence numbers and hashes, unless the digest matched. Where one matches the
+     * agent's, the agent continues from the hub's sequence number; where it differs (drift),
+     * or the hub holds none, the agent sends that inventory in full.
+     */
+    inventories: inventoryStates.optional(),
     /** Inventories to send in full. */
     resync: z.array(inventoryNameSchema),
   }),

@@ -128,6 +128,22 @@ export class SqliteMonitorRepository implements MonitorStore {
     return statement;
   }
 
+  group(runAll: () => void): void {
+    let began = false;
+    try {
+      this.db.transaction(() => {
+        began = true;
+        runAll();
+      }).immediate();
+    } catch (error) {
+      const code = String((error as { code?: unknown }).code ?? '');
+      // Locked by another process before anything ran: run the calls one by one instead, each
+      // retrying on its own (see retryWhileBusy).
+      if (began || !code.startsWith('SQLITE_BUSY')) throw error;
+      runAll();
+    }
+  }
+
   /** Runs `fn` in one immediate transaction, retried (asynchronously) while another process holds the database. */
   private tx<T>(fn: () => T): Promise<T> {
     return retryWhileBusy(() => this.db.transaction(fn).immediate());

@@ -45,15 +45,19 @@ describe('ports', () => {
     assert.deepEqual(parseProcNet(udp, 'udp'), [{ proto: 'udp', addr: '0.0.0.0', port: 123, inode: '2001' }]);
   });
 
-  it('finds a port opened by this process, with its owner, and reports UDP only once it has lasted two scans', async () => {
+  it('finds a port opened by this process, with its owner, and reports a new UDP socket only once it has lasted two scans', async () => {
     const server: Server = createTcpServer();
     await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
     const tcpPort = (server.address() as { port: number }).port;
-    const udp = createSocket('udp4');
-    await new Promise<void>((resolve) => udp.bind(0, '0.0.0.0', resolve));
-    const udpPort = udp.address().port;
+    const sockets: ReturnType<typeof createSocket>[] = [];
+    let udpPort = 0;
     try {
       const collector = new PortsCollector('/proc');
+      await collector.collect();
+      const udp = createSocket('udp4');
+      await new Promise<void>((resolve) => udp.bind(0, '0.0.0.0', resolve));
+      udpPort = udp.address().port;
+      sockets.push(udp);
       const first = await collector.collect();
       assert.ok('rows' in first);
       const tcpRow = first.rows.find((r) => r['proto'] === 'tcp' && r['port'] === tcpPort);
@@ -63,7 +67,7 @@ describe('ports', () => {
       assert.ok('rows' in second && second.rows.some((r) => r['port'] === udpPort && r['proto'] === 'udp'));
     } finally {
       server.close();
-      udp.close();
+      for (const s of sockets) s.close();
     }
   });
 
