@@ -127,14 +127,6 @@ export class TelemetryAgent implements AgentFeature {
     await this.chain;
   }
 
-  /** Every inventory read once and the queue flushed (tests and benchmarks). */
-  async settle(): Promise<void> {
-    await Promise.all(this.options.sources.map((s) => this.read(s)));
-    await this.flush();
-    await this.pushing;
-    await this.chain;
-  }
-
   get queuedBatches(): number {
     return this.queue.length;
   }
