@@ -172,9 +172,9 @@ export class MonitorService implements EdgeFeature {
     // Everything the rules need about this edge is loaded before its first message is handled.
     edge.chain = this.load(edge).catch((error: unknown) => this.options.logger.error({ err: error, edge: connection.edge.name }, 'could not load the edge monitoring state'));
     const link = connection.link;
-    link.handle(TelemetryState, (body) => this.enqueue(edge, 'telemetry.state', body, () => this.onState(edge, body)));
-    link.handle(TelemetryInventory, (body) => this.enqueue(edge, 'telemetry.inventory', body, () => this.onInventory(edge, body)));
-    link.handle(TelemetryEvents, (body) => this.enqueue(edge, 'telemetry.events', body, () => this.onEvents(edge, body)));
+    link.handle(TelemetryState, (body) => this.enqueue(edge, 'telemetry.state', body, (bytes) => this.onState(edge, body, bytes)));
+    link.handle(TelemetryInventory, (body) => this.enqueue(edge, 'telemetry.inventory', body, (bytes) => this.onInventory(edge, body, bytes)));
+    link.handle(TelemetryEvents, (body) => this.enqueue(edge, 'telemetry.events', body, (bytes) => this.onEvents(edge, body, bytes)));
   }
 
   offline(connection: EdgeConnection): void {
@@ -198,13 +198,13 @@ export class MonitorService implements EdgeFeature {
   }
 
   /** Runs `work` after this edge's earlier messages; counts and logs a refusal. */
-  private enqueue<T>(edge: EdgeMonitor, type: string, body: unknown, work: () => Promise<T>): Promise<T> {
-    const bytes = JSON.stringify(body).length;
+  private enqueue<T>(edge: EdgeMonitor, type: string, body: unknown, work: (bytes: number) => Promise<T>): Promise<T> {
+    const bytes = bodyBytes(body);
     this.options.metrics.telemetryBytes.inc({ type }, bytes);
     this.options.metrics.telemetryMessages.inc({ type });
     // Decoding and validating start in a slice too: ten thousand edges reporting at once must
     // not turn into one long stretch of synchronous work.
-    const run = edge.chain.then(() => this.slices.run(work));
+    const run = edge.chain.then(() => this.slices.run(() => work(bytes)));
     edge.chain = run.catch(() => undefined);
     const settled = edge.chain.finally(() => this.inflight.delete(settled));
     this.inflight.add(settled);
@@ -247,12 +247,12 @@ export class MonitorService implements EdgeFeature {
     }
   }
 
-  private async onState(edge: EdgeMonitor, body: BodyOf<typeof TelemetryState>): Promise<ResultOf<typeof TelemetryState>> {
+  private async onState(edge: EdgeMonitor, body: BodyOf<typeof TelemetryState>, bytes: number): Promise<ResultOf<typeof TelemetryState>> {
     const id = edge.connection.edge.id;
     this.touch(edge);
     edge.checkpointIntervalMs = body.checkpointIntervalMs;
     this.setDropped(edge, body.dropped);
-    const checkpoint = { at: this.now(), queueId: body.queueId, queued: body.queued, dropped: body.dropped, checkpointIntervalMs: body.checkpointIntervalMs, bytes: JSON.stringify(body).length };
+    const checkpoint = { at: this.now(), queueId: body.queueId, queued: body.queued, dropped: body.dropped, checkpointIntervalMs: body.checkpointIntervalMs, bytes };
     const state = await this.slices.run(async () => {
       await this.repo.recordCheckpoint(id, checkpoint);
       return this.repo.edgeState(id);
@@ -276,7 +276,7 @@ export class MonitorService implements EdgeFeature {
     return { inventories, resync };
   }
 
-  private async onInventory(edge: EdgeMonitor, body: BodyOf<typeof TelemetryInventory>): Promise<ResultOf<typeof TelemetryInventory>> {
+  private async onInventory(edge: EdgeMonitor, body: BodyOf<typeof TelemetryInventory>, bytes: number): Promise<ResultOf<typeof TelemetryInventory>> {
     this.touch(edge);
     const content = await this.decode(body.payload, InventoryContentSchema, body.inventory);
     const rows = 'rows' in content ? content.rows : content.set;
@@ -292,7 +292,7 @@ export class MonitorService implements EdgeFeature {
         removed: 'removed' in content ? content.removed : [],
         hash: content.hash,
         at,
-        bytes: JSON.stringify(body).length,
+        bytes,
       },
       (diff) => ({
         alerts: inventoryAlerts(diff, this.config.rules, edge.allowed, at),
@@ -316,14 +316,14 @@ export class MonitorService implements EdgeFeature {
     return { applied: true, resync: false };
   }
 
-  private async onEvents(edge: EdgeMonitor, body: BodyOf<typeof TelemetryEvents>): Promise<ResultOf<typeof TelemetryEvents>> {
+  private async onEvents(edge: EdgeMonitor, body: BodyOf<typeof TelemetryEvents>, bytes: number): Promise<ResultOf<typeof TelemetryEvents>> {
     this.touch(edge);
     if (edge.queueId === body.queueId && body.batch <= edge.lastBatch) return { accepted: body.batch };
     const content = await this.decode(body.payload, EventBatchContentSchema, 'events');
     const events: TelemetryEvent[] = content.events;
     const fires = edge.ssh.evaluate(events, edge.privileged);
     const result = await this.slices.run(() => this.repo.applyEvents(
-      { edgeId: edge.connection.edge.id, queueId: body.queueId, batch: body.batch, events, at: this.now(), bytes: JSON.stringify(body).length, maxEventsPerEdge: this.config.retention.maxEventsPerEdge },
+      { edgeId: edge.connection.edge.id, queueId: body.queueId, batch: body.batch, events, at: this.now(), bytes, maxEventsPerEdge: this.config.retention.maxEventsPerEdge },
       fires,
     ));
     if (!result.accepted) {
@@ -522,6 +522,16 @@ export class MonitorService implements EdgeFeature {
     const byName = Object.fromEntries(names.map((name, i) => [name, rows[i] as InventoryRow[]])) as Record<(typeof names)[number], InventoryRow[]>;
     return postureView(state, byName, alerts, findings, this.now());
   }
+}
+
+/**
+ * The size of a message body as received, near enough for the byte counters: a DEFLATE payload
+ * by its text (no need to serialise it again), a plain one serialised (such payloads are small).
+ */
+function bodyBytes(body: unknown): number {
+  const payload = (body as { payload?: { deflate?: unknown } }).payload;
+  if (payload && typeof payload.deflate === 'string') return payload.deflate.length + 120;
+  return JSON.stringify(body).length;
 }
 
 function privilegedAccounts(admins: readonly InventoryRow[]): Set<string> {

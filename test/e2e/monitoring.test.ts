@@ -37,6 +37,7 @@ describe('monitoring end to end', { timeout: 120_000 }, () => {
   let clientKey: string;
   let askpass: string;
   let agent: ChildProcess;
+  let listener: ChildProcess | undefined;
   let namespace: string | undefined;
   let rulesetFile: string | undefined;
   const files = { passwd: '', group: '' };
@@ -170,6 +171,7 @@ describe('monitoring end to end', { timeout: 120_000 }, () => {
       }
     }
     if (agent && agent.exitCode === null) agent.kill('SIGCONT');
+    listener?.kill();
     await cleanup();
     if (namespace) await runProgram('ip', ['netns', 'del', namespace]).catch(() => undefined);
   });
@@ -186,7 +188,7 @@ describe('monitoring end to end', { timeout: 120_000 }, () => {
     const login = await ssh(['-i', clientKey, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', 'root@127.0.0.1', 'true']);
     assert.equal(login.code, 0, `the key login failed: ${login.stderr}\n${readFileSync(sshdLog, 'utf8')}`);
     const listenPort = await freePort();
-    const listener = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${listenPort}, '0.0.0.0')`], { stdio: 'ignore' });
+    listener = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${listenPort}, '0.0.0.0')`], { stdio: 'ignore' });
     appendFileSync(files.passwd, 'backdoor:x:0:0::/root:/bin/sh\nintern:x:1001:1001::/home/intern:/bin/bash\n');
     writeFileSync(files.group, 'root:x:0:\nsudo:x:27:ops,intern\n');
     await setRuleset(OPEN_RULESET);
@@ -243,7 +245,8 @@ describe('monitoring end to end', { timeout: 120_000 }, () => {
     const muted = await json<FindingView>(['findings', 'mute', portFinding.id, '--reason', 'a test listener, going away']);
     assert.equal(muted.status, 'muted');
     assert.equal(muted.mute?.reason, 'a test listener, going away');
-    listener.kill();
+    listener?.kill();
+    listener = undefined;
     writeSshdConfig(false);
     await setRuleset(DROP_RULESET);
     await waitFor(async () => {
