@@ -81,6 +81,9 @@ export const ERRORS = {
   // hardening (issue 9)
   USAGE: { status: 400, closeCode: 4400, message: 'the command line is not valid' },
   HUB_LOCKED: { status: 409, closeCode: 4409, message: 'another hub is running on this data directory' },
+  // edge security monitoring
+  UNKNOWN_ALERT: { status: 404, closeCode: 4404, message: 'unknown alert' },
+  UNKNOWN_FINDING: { status: 404, closeCode: 4404, message: 'unknown finding' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

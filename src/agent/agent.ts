@@ -19,6 +19,8 @@ import { startLocalApi, type LocalApiHandle } from './vault/local-api.js';
 
 /** The agent CLI's own local API token, beside the config (mode 0600). */
 export const LOCAL_ADMIN_TOKEN_FILE = 'local-admin.token';
+import { inventorySources } from './collectors/index.js';
+import { TelemetryAgent } from './telemetry/telemetry-agent.js';
 
 export interface AgentOptions {
   configPath: string;
@@ -31,6 +33,8 @@ export interface AgentOptions {
 }
 
 export interface AgentHandle {
+  /** The security collector, when monitoring is on */
+  telemetry: TelemetryAgent | undefined;
   /** Every hosted device, across hubs */
   status(): DeviceStatus[];
   links(): EdgeLinkStatus[];
@@ -75,7 +79,18 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     adminTokenFile: local(LOCAL_ADMIN_TOKEN_FILE),
     logger,
   });
-  const features = [secrets, ...(options.features ?? [])];
+  // The security collector: one per edge (not per device), on unless the config says otherwise.
+  const telemetry = config.monitoring.enabled
+    ? new TelemetryAgent({
+        config: config.monitoring,
+        stateDir: resolveKeyPath(options.configPath, config.monitoring.stateDir),
+        sources: inventorySources(config.monitoring),
+        clock,
+        logger,
+      })
+    : undefined;
+  await telemetry?.start();
+  const features = [secrets, ...(options.features ?? []), ...(telemetry ? [telemetry] : [])];
   // One link per hub: devices enrolled with the same hub (URL and pin) share it.
   const groups = new Map<string, AgentDeviceConfig[]>();
   for (const device of config.devices) {
@@ -94,6 +109,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
 
   const status = (): DeviceStatus[] => links.flatMap((l) => l.status().devices);
   return {
+    telemetry,
     status,
     links: () => links.map((l) => l.status()),
     waitOnline: async (timeoutMs = 15_000) => {
@@ -113,6 +129,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       await localApi.close();
       await secrets.stop();
       await Promise.all(links.map((l) => l.stop()));
+      await telemetry?.stop();
     },
   };
 }

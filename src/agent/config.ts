@@ -12,6 +12,7 @@ import { isCanonicalPin } from '../protocol/pins.js';
 import { writeFileAtomic } from '../util/files.js';
 import { secretNameSchema } from '../vault/names.js';
 import { parseTemplate } from './vault/template.js';
+import { AgentMonitoringSchema } from './collectors/config.js';
 
 const duration = durationSchema;
 
@@ -128,6 +129,8 @@ export const AgentConfigSchema = z.strictObject({
       reconnectMaxDelay: duration.prefault('10s'),
     })
     .prefault({}),
+  /** The edge's security collector (src/agent/collectors/config.ts): on by default. */
+  monitoring: AgentMonitoringSchema.prefault({}),
 });
 export type AgentConfig = z.output<typeof AgentConfigSchema>;
 

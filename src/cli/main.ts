@@ -9,6 +9,7 @@ import { exitQuietlyOnClosedOutput, usageMessage } from './usage.js';
 import { VERSION } from '../version.js';
 import { accessCommand } from './commands/access.js';
 import { agentCommand } from './commands/agent.js';
+import { alertsCommand, findingsCommand } from './commands/alerts.js';
 import { auditCommand } from './commands/audit.js';
 import { connectCommand, proxyCommand, sshCommand } from './commands/connect.js';
 import { demoCommand } from './commands/demo.js';
@@ -53,6 +54,7 @@ const program = new Command('drawbridge')
 for (const command of [
   demoCommand(), hubCommand(), loginCommand(), devicesCommand(), edgesCommand(), agentCommand(), connectCommand(), proxyCommand(),
   sshCommand(), usersCommand(), tokensCommand(), accessCommand(), sessionsCommand(), auditCommand(), secretsCommand(),
+  alertsCommand(), findingsCommand(),
 ]) {
   program.addCommand(command);
 }

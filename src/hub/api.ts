@@ -19,6 +19,7 @@ import { edgeIdOf, enrollPayload } from '../protocol/identity.js';
 import { verifySignature } from './edge-registry.js';
 import { EDGE_ROUTES } from './routes/edges.js';
 import { SECRET_ROUTES } from './routes/secrets.js';
+import { MONITOR_ROUTES } from './routes/monitoring.js';
 import type { AuditView, DeviceView, SessionView, UserView } from '../protocol/api-types.js';
 import { assertValidName } from '../util/names.js';
 import { nameSchema, plainText } from '../util/schemas.js';
@@ -536,6 +537,7 @@ export const ROUTES: RouteSpec[] = [
   },
   ...EDGE_ROUTES,
   ...SECRET_ROUTES,
+  ...MONITOR_ROUTES,
 ];
 
 /**

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { durationSchema, issuesText, sizeSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
 import { parseCidr } from './client-address.js';
+import { MonitoringConfigSchema } from '../monitor/config.js';
 
 const duration = durationSchema;
 
@@ -137,6 +138,8 @@ export const HubConfigSchema = z.strictObject({
       public: z.boolean().default(false),
     })
     .prefault({}),
+  /** Edge security monitoring: rules, thresholds, allowed ports, retention (src/monitor/config.ts). */
+  monitoring: MonitoringConfigSchema.prefault({}),
   limits: z
     .strictObject({
       /** Concurrent streams per device, enforced by the hub (the agent has its own cap). */

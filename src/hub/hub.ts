@@ -39,6 +39,9 @@ import { ANONYMOUS, PrincipalAuth, requireRole } from './principals.js';
 import { AuthFailureLimiter } from './rate-limiter.js';
 import { Relay } from './relay.js';
 import type { HubServices } from './services.js';
+import { MonitorMetrics } from '../monitor/metrics.js';
+import { MonitorService } from '../monitor/monitor-service.js';
+import { SqliteMonitorRepository } from '../store/sqlite/monitor-repository.js';
 import { WebhookSender } from './webhook.js';
 import { openVault } from '../vault/open-vault.js';
 import { SecretDelivery } from '../vault/delivery.js';
@@ -133,7 +136,8 @@ async function startLockedHub(options: HubOptions, dataDir: string, logger: Logg
   }
   const pin = config.server.advertisedPin === 'spki' ? tls.keyPin : tls.caPin;
 
-  const store: Store = new SqliteStore({ path: join(dataDir, 'drawbridge.db'), now });
+  const sqlite = new SqliteStore({ path: join(dataDir, 'drawbridge.db'), now });
+  const store: Store = sqlite;
   const orphaned = await store.closeOrphanedSessions(now(), 'hub restarted');
   if (orphaned > 0) logger.warn({ orphaned }, 'closed sessions left open by a previous run');
 
@@ -177,10 +181,24 @@ async function startLockedHub(options: HubOptions, dataDir: string, logger: Logg
   metrics.auditHeadBehind.set((await anchor.checkHead()).ok ? 0 : 1);
   // The head file follows the newest record every minute; checkpoints as configured.
   anchor.start(60_000, config.audit.checkpointInterval);
+  // Edge security monitoring rides on edge links under the `telemetry` capability.
+  const monitor = new MonitorService({
+    store,
+    monitorStore: new SqliteMonitorRepository(sqlite),
+    config: config.monitoring,
+    metrics: new MonitorMetrics(metrics.registry),
+    webhook,
+    logger,
+    clock,
+  });
+  if (config.monitoring.enabled) {
+    registry.use(monitor);
+    monitor.start();
+  }
   const clientLinks = new ClientLinks(store, config, registry, bus, relay, access, metrics, logger, clock, VERSION, failureAudit);
 
   const services: HubServices = {
-    store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth, anchor, vault, secretDelivery: delivery,
+    store, config, logger, metrics, registry, clientLinks, bus, relay, access, auth, anchor, vault, secretDelivery: delivery, monitor,
     publicUrl: options.publicUrl ?? '',
     caPin: pin,
     caPem: tls.caPem,
@@ -346,6 +364,7 @@ async function startLockedHub(options: HubOptions, dataDir: string, logger: Logg
       for (const t of [accessTimer, limiterTimer, maintainTimer]) clock.clearInterval(t);
       relay.stop();
       delivery.stop();
+      monitor.stop();
       renewal?.stop();
       // Stage 1: stop accepting. Stage 2: end streams and links. Stage 3: cut what is left.
       const serverClosed = new Promise<void>((r) => server.close(() => r()));
@@ -358,6 +377,7 @@ async function startLockedHub(options: HubOptions, dataDir: string, logger: Logg
       for (const socket of openSockets) socket.destroy();
       await serverClosed;
       await anchor.stop().catch((error: unknown) => logger.warn({ err: error }, 'could not record the audit head at shutdown'));
+      await monitor.idle();
       await failureAudit.close();
       await webhook.flush().catch(() => undefined);
       await services.bus.close();

@@ -13,6 +13,7 @@ import type { PrincipalAuth } from './principals.js';
 import type { Relay } from './relay.js';
 import type { VaultService } from '../vault/vault-service.js';
 import type { SecretDelivery } from '../vault/delivery.js';
+import type { MonitorService } from '../monitor/monitor-service.js';
 
 export interface HubServices {
   store: Store;
@@ -29,6 +30,8 @@ export interface HubServices {
   /** Secrets: the vault and its delivery to edges */
   vault?: VaultService;
   secretDelivery?: SecretDelivery;
+  /** Edge security monitoring: alerts, findings, posture */
+  monitor: MonitorService;
   publicUrl: string;
   caPin: string;
   caPem: string;

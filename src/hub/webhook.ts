@@ -1,5 +1,5 @@
 /**
- * Access-request webhooks: each body is signed with HMAC-SHA256 under a shared secret
+ * Webhooks (access requests, audit checkpoints, security alerts): each body is signed with HMAC-SHA256 under a shared secret
  * (header X-Drawbridge-Signature: sha256=HEX) so the receiver can trust it. Deliveries
  * are queued in order and never block the action that caused them.
  */
@@ -7,7 +7,17 @@ import { createHmac } from 'node:crypto';
 import type { Logger } from '../util/logger.js';
 import type { HubConfig } from './config.js';
 
-export type WebhookEvent = 'access.requested' | 'access.approved' | 'access.denied' | 'access.expired' | 'access.revoked' | 'access.bulk_revoked' | 'audit.checkpoint';
+export type WebhookEvent =
+  | 'access.requested'
+  | 'access.approved'
+  | 'access.denied'
+  | 'access.expired'
+  | 'access.revoked'
+  | 'access.bulk_revoked'
+  | 'audit.checkpoint'
+  // edge security monitoring
+  | 'alert.opened'
+  | 'alert.resolved';
 
 export function signWebhookBody(secret: string, body: string): string {
   return 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');

@@ -34,6 +34,8 @@ export interface EdgeView {
   /** Virtual devices enrolled on this edge */
   devices: string[];
   devicesOnline: number;
+  /** Security monitoring at a glance (null for roles that may not read monitoring). */
+  monitoring?: EdgeMonitoringView | null;
 }
 
 export interface EnrollmentTokenView {
@@ -160,4 +162,70 @@ export interface EdgeSecretView {
   deliveredAt: string;
   lastReadAt: string | null;
   reads: number;
+}
+
+// ---- edge security monitoring ----
+
+export type SeverityName = 'low' | 'medium' | 'high' | 'critical';
+
+export interface EdgeMonitoringView {
+  openAlerts: number;
+  alertsBySeverity: Partial<Record<SeverityName, number>>;
+  /** Open findings that are not muted */
+  openFindings: number;
+  /** Failed SSH logins (and attempts for unknown users) in the last 24 hours */
+  failedLogins24h: number;
+}
+
+export interface AlertView {
+  id: string;
+  rule: string;
+  severity: SeverityName;
+  edge: string;
+  status: 'open' | 'acked' | 'resolved';
+  count: number;
+  firstSeen: string;
+  lastSeen: string;
+  /** Key facts: sourceAddress, user, port, ... as the rule found them */
+  facts: Record<string, unknown>;
+  /** The log lines or state that made the rule fire (alerts show only) */
+  evidence?: string[];
+  ackedBy: string | null;
+  ackedAt: string | null;
+  resolvedBy: string | null;
+  resolvedAt: string | null;
+  note: string | null;
+}
+
+export interface FindingView {
+  id: string;
+  rule: string;
+  severity: SeverityName;
+  edge: string;
+  /** muted: open, but muted on this edge with a reason */
+  status: 'open' | 'resolved' | 'muted';
+  facts: Record<string, unknown>;
+  firstSeen: string;
+  lastSeen: string;
+  resolvedAt: string | null;
+  mute: { by: string; at: string; reason: string } | null;
+}
+
+/** An edge's security posture, as its collector last reported it (edges show). */
+export interface PostureView {
+  lastTelemetryAt: string | null;
+  telemetryBytesReceived: number;
+  /** Events the edge dropped because its offline queue overflowed */
+  eventsDropped: number;
+  facts: Record<string, unknown> | null;
+  uptimeSeconds: number | null;
+  sshd: Record<string, unknown> | null;
+  firewall: (Record<string, unknown> & { permissive: boolean }) | null;
+  listeningPorts: { protocol: string; address: string; port: number; process: string | null }[];
+  privilegedAccounts: { user: string; via: string }[];
+  accounts: number;
+  /** What each collector source could read, and why not */
+  sources: { source: string; state: string; message: string | null }[];
+  openAlerts: AlertView[];
+  findings: FindingView[];
 }

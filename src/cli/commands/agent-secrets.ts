@@ -5,7 +5,7 @@ import { DrawbridgeError } from '../../errors.js';
 import { defaultAgentConfigPath } from '../../util/paths.js';
 import { assertSecretName } from '../../vault/names.js';
 import { collect } from '../context.js';
-import { printJson, printTable, shortTime } from '../output.js';
+import { printJson, printTable, shortTime, printLine } from '../output.js';
 import { writeValue } from '../secret-input.js';
 
 type ConfigFlag = { config: string; json?: boolean };
@@ -46,7 +46,8 @@ export function appTokenCommand(): Command {
     for (const name of opts.secret) assertSecretName(name);
     const token = (await tokenStore(opts.config)).add(app, opts.secret, Date.now());
     if (opts.json) return printJson({ app, token });
-    process.stdout.write(`app "${app}" may read ${opts.secret.join(', ')}. Token (shown once):\n  ${token}\n`);
+    printLine(`app "${app}" may read ${opts.secret.join(', ')}. Token (shown once):`);
+    printLine(`  ${token}`);
   });
 
   config(command.command('list').description('list app tokens (never the tokens themselves)')).action(async (opts: ConfigFlag) => {
@@ -58,7 +59,7 @@ export function appTokenCommand(): Command {
   config(command.command('remove').description('remove an app token: the local API refuses it at once (401)').argument('<app>')).action(async (app: string, opts: ConfigFlag) => {
     if (!(await tokenStore(opts.config)).remove(app)) throw new DrawbridgeError('NOT_FOUND', `no app "${app.slice(0, 80)}"`);
     if (opts.json) return printJson({ app, removed: true });
-    process.stdout.write(`app token of "${app}" removed\n`);
+    printLine(`app token of "${app}" removed`);
   });
   return command;
 }

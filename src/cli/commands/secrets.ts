@@ -3,7 +3,7 @@ import { DrawbridgeError } from '../../errors.js';
 import type { SecretDetailView, SecretStatusView, SecretView } from '../../protocol/api-types.js';
 import { assertSecretName } from '../../vault/names.js';
 import { addHubFlags, withHub, type HubFlags } from '../context.js';
-import { printJson, printTable, shortTime } from '../output.js';
+import { printJson, printTable, shortTime, printLine } from '../output.js';
 import { parseVersionFlag, readSecretValue, valueJson, writeValue } from '../secret-input.js';
 
 type Json = { json?: boolean };
@@ -33,7 +33,7 @@ export function secretsCommand(): Command {
     const result = await withHub(opts, (c) => c.request<{ name: string; version: number }>('POST', path(name), { valueBase64: value.toString('base64'), ...(cas !== undefined ? { cas } : {}) }));
     value.fill(0);
     if (opts.json) return printJson(result);
-    process.stdout.write(`secret "${result.name}" is at version ${result.version}\n`);
+    printLine(`secret "${result.name}" is at version ${result.version}`);
   });
 
   addHubFlags(
@@ -64,7 +64,7 @@ export function secretsCommand(): Command {
         detail.versions.map((v) => [v.version, shortTime(v.createdAt), v.createdBy, v.size, v.destroyedAt ? 'destroyed' : v.deletedAt ? 'deleted' : v.version === detail.currentVersion ? 'current' : 'kept']),
       );
       // Tag values are free text: quoted, so no control character reaches the terminal.
-      process.stdout.write(`allowed: ${detail.rules.map((r) => `${r.kind} ${JSON.stringify(r.subject)}`).join(', ') || '(no edge)'}\n`);
+      printLine(`allowed: ${detail.rules.map((r) => `${r.kind} ${JSON.stringify(r.subject)}`).join(', ') || '(no edge)'}`);
     },
   );
 
@@ -77,7 +77,7 @@ export function secretsCommand(): Command {
         const version = parseVersionFlag(opts.version, '--version');
         const result = await withHub(opts, (c) => c.request<{ name: string; version: number }>('POST', path(name, `/${verb}`), version ? { version } : {}));
         if (opts.json) return printJson(result);
-        process.stdout.write(`version ${result.version} of "${result.name}" ${verb}d\n`);
+        printLine(`version ${result.version} of "${result.name}" ${verb}d`);
       },
     );
   }
@@ -87,7 +87,7 @@ export function secretsCommand(): Command {
       const version = parseVersionFlag(opts.version, '--version') as number;
       const result = await withHub(opts, (c) => c.request<{ name: string; version: number }>('POST', path(name, '/destroy'), { version }));
       if (opts.json) return printJson(result);
-      process.stdout.write(`version ${result.version} of "${result.name}" destroyed\n`);
+      printLine(`version ${result.version} of "${result.name}" destroyed`);
     },
   );
 
@@ -105,10 +105,10 @@ export function secretsCommand(): Command {
       const target = accessTarget(opts);
       const result = await withHub(opts, (c) => c.request<{ name: string; kind: string; subject: string; changed: boolean }>('POST', path(name, `/${verb}`), target));
       if (opts.json) return printJson(result);
-      process.stdout.write(
+      printLine(
         verb === 'allow'
-          ? `${result.kind} ${JSON.stringify(result.subject)} ${result.changed ? 'may now receive' : 'was already allowed'} "${result.name}"\n`
-          : `${result.kind} ${JSON.stringify(result.subject)} no longer allowed "${result.name}"\n`,
+          ? `${result.kind} ${JSON.stringify(result.subject)} ${result.changed ? 'may now receive' : 'was already allowed'} "${result.name}"`
+          : `${result.kind} ${JSON.stringify(result.subject)} no longer allowed "${result.name}"`,
       );
     });
   }
@@ -128,7 +128,7 @@ export function secretsCommand(): Command {
     async (opts: HubFlags & Json) => {
       const result = await withHub(opts, (c) => c.request<{ kekId: string; rewrapped: number; retired: string[] }>('POST', '/v1/vault/rekey'));
       if (opts.json) return printJson(result);
-      process.stdout.write(`new key-encryption key ${result.kekId}; ${result.rewrapped} data keys re-wrapped; retired ${result.retired.join(', ') || 'none'}\n`);
+      printLine(`new key-encryption key ${result.kekId}; ${result.rewrapped} data keys re-wrapped; retired ${result.retired.join(', ') || 'none'}`);
     },
   );
   return secrets;

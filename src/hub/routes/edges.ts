@@ -1,6 +1,7 @@
 /**
- * Edges over the REST API: the hosts agents run on, each with its own keys. Listing,
- * showing (with the virtual devices it hosts), disabling, enabling and removing.
+ * Edges over the REST API: the hosts agents run on, each with its own keys. Listing (most
+ * attacked first, with open alerts and findings), showing (with the virtual devices it hosts,
+ * the secrets it holds and its security posture), disabling, enabling and removing.
  *
  * Secrets: disabling an edge closes its link, so it receives nothing new, but its encrypted
  * cache stays (apps keep working, as while the hub is away; enabling it again brings it up
@@ -15,13 +16,15 @@ import { assertValidName } from '../../util/names.js';
 import { sendJson } from '../http.js';
 import type { RouteSpec } from '../api.js';
 import type { HubServices } from '../services.js';
+import type { Principal } from '../principals.js';
+import { MONITOR_READERS } from './monitoring.js';
 
 /** How long removing an online edge waits for it to confirm it dropped every secret it held. */
 const SECRETS_WITHDRAWAL_WAIT_MS = 5000;
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
-export function edgeView(services: HubServices, edge: EdgeRecord, devices: string[]): EdgeView {
+export function edgeView(services: HubServices, edge: EdgeRecord, devices: string[], monitoring?: EdgeView['monitoring']): EdgeView {
   const connection = services.registry.getEdge(edge.id);
   return {
     id: edge.id,
@@ -35,7 +38,18 @@ export function edgeView(services: HubServices, edge: EdgeRecord, devices: strin
     createdAt: new Date(edge.createdAt).toISOString(),
     devices,
     devicesOnline: connection ? connection.devices.size : 0,
+    ...(monitoring !== undefined ? { monitoring } : {}),
   };
+}
+
+const mayReadMonitoring = (principal: Principal): boolean => (MONITOR_READERS as readonly string[]).includes(principal.role);
+const NO_ACTIVITY = { openAlerts: 0, alertsBySeverity: {}, openFindings: 0, failedLogins24h: 0 };
+
+/** Most attacked first: open alerts, then failed logins in the last day, then name. */
+function byAttack(a: EdgeView, b: EdgeView): number {
+  const x = a.monitoring ?? NO_ACTIVITY;
+  const y = b.monitoring ?? NO_ACTIVITY;
+  return y.openAlerts - x.openAlerts || y.failedLogins24h - x.failedLogins24h || y.openFindings - x.openFindings || a.name.localeCompare(b.name);
 }
 
 export async function requireEdge(services: HubServices, name: string): Promise<EdgeRecord> {
@@ -48,15 +62,17 @@ export async function requireEdge(services: HubServices, name: string): Promise<
 export const EDGE_ROUTES: RouteSpec[] = [
   {
     method: 'GET', path: '/v1/edges', summary: 'List edges (agent hosts) and the devices each hosts', roles: ['admin', 'operator', 'approver', 'auditor'],
-    handle: async (s, { res }) => {
+    handle: async (s, { res, principal }) => {
+      const summaries = mayReadMonitoring(principal) ? await s.monitor.summaries() : undefined;
       // Each edge's devices by index, with the event loop free between edges: reading every
       // device of the hub to group them stalled it for tens of ms at 10,000 devices.
       const edges: EdgeView[] = [];
       for (const edge of await s.store.listEdges()) {
-        edges.push(edgeView(s, edge, (await s.store.devicesOfEdge(edge.id)).map((d) => d.name)));
+        const devices = (await s.store.devicesOfEdge(edge.id)).map((d) => d.name);
+        edges.push(edgeView(s, edge, devices, summaries ? (summaries.get(edge.id) ?? NO_ACTIVITY) : null));
         await new Promise((resolve) => setImmediate(resolve));
       }
-      sendJson(res, 200, { edges });
+      sendJson(res, 200, { edges: edges.sort(byAttack) });
     },
   },
   {
@@ -66,7 +82,10 @@ export const EDGE_ROUTES: RouteSpec[] = [
       const devices = (await s.store.devicesOfEdge(edge.id)).map((d) => d.name);
       // The secrets it holds: vault metadata, for admins and auditors only.
       const secrets = s.vault && (principal.role === 'admin' || principal.role === 'auditor') ? { secrets: edgeSecretViews(await s.vault.heldBy(edge.id)) } : {};
-      sendJson(res, 200, { ...edgeView(s, edge, devices), signingKey: edge.signingKey, encryptionKey: edge.encryptionKey, ...secrets });
+      const readsMonitoring = mayReadMonitoring(principal);
+      const summary = readsMonitoring ? ((await s.monitor.summaries()).get(edge.id) ?? NO_ACTIVITY) : null;
+      const posture = readsMonitoring ? await s.monitor.posture(edge.id) : null;
+      sendJson(res, 200, { ...edgeView(s, edge, devices, summary), signingKey: edge.signingKey, encryptionKey: edge.encryptionKey, ...secrets, posture });
     },
   },
   {

@@ -2,3 +2,4 @@
 export * from './link.js';
 export * from './streams.js';
 export * from './secrets.js';
+export * from './telemetry.js';

@@ -156,4 +156,98 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX secret_deliveries_name ON secret_deliveries(name);
   `,
+  // 5: edge security monitoring (src/store/sqlite/monitor-repository.ts). Inventories and raw
+  // events go with their edge; alerts and findings outlive it (they name the edge).
+  `
+  CREATE TABLE monitor_edges (
+    edge_id TEXT PRIMARY KEY REFERENCES edges(id) ON DELETE CASCADE,
+    last_telemetry_at INTEGER,
+    queue_id TEXT,
+    last_batch INTEGER NOT NULL DEFAULT 0,
+    dropped INTEGER NOT NULL DEFAULT 0,
+    queued INTEGER NOT NULL DEFAULT 0,
+    bytes_received INTEGER NOT NULL DEFAULT 0,
+    events_stored INTEGER NOT NULL DEFAULT 0,
+    checkpoint_interval_ms INTEGER
+  ) STRICT;
+  CREATE TABLE monitor_inventories (
+    edge_id TEXT NOT NULL REFERENCES edges(id) ON DELETE CASCADE,
+    inventory TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (edge_id, inventory)
+  ) STRICT, WITHOUT ROWID;
+  CREATE TABLE monitor_rows (
+    edge_id TEXT NOT NULL REFERENCES edges(id) ON DELETE CASCADE,
+    inventory TEXT NOT NULL,
+    k TEXT NOT NULL,
+    row TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    PRIMARY KEY (edge_id, inventory, k)
+  ) STRICT, WITHOUT ROWID;
+  CREATE TABLE monitor_events (
+    id INTEGER PRIMARY KEY,
+    edge_id TEXT NOT NULL REFERENCES edges(id) ON DELETE CASCADE,
+    ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    user TEXT,
+    source TEXT,
+    method TEXT,
+    count INTEGER NOT NULL,
+    line TEXT
+  ) STRICT;
+  CREATE INDEX monitor_events_edge ON monitor_events(edge_id, id);
+  CREATE INDEX monitor_events_ts ON monitor_events(ts);
+  CREATE TABLE alerts (
+    id TEXT PRIMARY KEY,
+    edge_id TEXT NOT NULL,
+    edge_name TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    severity TEXT NOT NULL CHECK (severity IN ('low','medium','high','critical')),
+    status TEXT NOT NULL CHECK (status IN ('open','acked','resolved')),
+    facts TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    acked_by TEXT,
+    acked_at INTEGER,
+    resolved_by TEXT,
+    resolved_at INTEGER,
+    note TEXT
+  ) STRICT;
+  CREATE UNIQUE INDEX alerts_unresolved_key ON alerts(edge_id, rule, key) WHERE status != 'resolved';
+  CREATE INDEX alerts_status ON alerts(status, last_seen);
+  CREATE INDEX alerts_edge ON alerts(edge_id, last_seen);
+  CREATE INDEX alerts_last_seen ON alerts(last_seen);
+  CREATE TABLE findings (
+    id TEXT PRIMARY KEY,
+    edge_id TEXT NOT NULL,
+    edge_name TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    severity TEXT NOT NULL CHECK (severity IN ('low','medium','high','critical')),
+    status TEXT NOT NULL CHECK (status IN ('open','resolved')),
+    facts TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    resolved_at INTEGER,
+    muted_by TEXT,
+    muted_at INTEGER,
+    mute_reason TEXT,
+    UNIQUE (edge_id, rule, key)
+  ) STRICT;
+  CREATE INDEX findings_status ON findings(status, edge_id);
+  -- failed logins per edge and hour, for "most attacked first" without scanning raw events
+  CREATE TABLE monitor_failures (
+    edge_id TEXT NOT NULL REFERENCES edges(id) ON DELETE CASCADE,
+    hour INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (edge_id, hour)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX monitor_failures_hour ON monitor_failures(hour);
+  `,
 ];

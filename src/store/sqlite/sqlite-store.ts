@@ -180,7 +180,7 @@ function busyError(): Error {
   return Object.assign(new Error('the database is locked by another process'), { code: 'SQLITE_BUSY' });
 }
 
-/** Runs `fn`; while the database is locked, retries with backoff (yielding) up to BUSY_GIVE_UP_MS. */
+/** Runs `fn`; while the database is locked, retries with backoff (yielding) up to BUSY_GIVE_UP_MS. Per-area repositories use it too. */
 export async function retryWhileBusy<T>(fn: () => T | Promise<T>): Promise<T> {
   const started = Date.now();
   let delay = 5;
