@@ -6,7 +6,7 @@ export type { Logger };
  * Structured JSON logs on stderr (stdout stays free for command output). Redaction is a
  * second line of defence: no code path should log a secret in the first place.
  */
-export function createLogger(name: string, level: string = process.env['DRAWBRIDGE_LOG_LEVEL'] ?? 'info'): Logger {
+export function createLogger(name: string, level: string = process.env['DRAWBRIDGE_LOG_LEVEL'] || 'info'): Logger {
   return pino(
     {
       name,

@@ -109,10 +109,14 @@ describe('the drawbridge binary', { timeout: 60_000 }, () => {
 
   it('runs the demo once: exit 0, "OK", and leaves no temporary files', async () => {
     const tmp = tempDir('db-demo-tmp-');
-    const demo = await runCli(['demo', '--once'], { env: { TMPDIR: tmp } });
+    // As a user runs it: no log level set, so only the demo's own lines.
+    const demo = await runCli(['demo', '--once'], { env: { TMPDIR: tmp, DRAWBRIDGE_LOG_LEVEL: '' } });
     assert.equal(demo.code, 0, demo.stderr);
     assert.match(demo.stdout, /^starting a hub/);
-    assert.match(demo.stdout, /-> OK\b/);
+    assert.match(demo.stdout, /through hub and agent: HTTP 200.* -> OK\b/);
+    assert.match(demo.stdout, /read by an app over .*agent\.sock -> OK\b/);
+    assert.match(demo.stdout, /alert ssh-brute-force \(\w+\) open on the hub/);
+    assert.equal(demo.stderr, '', 'no log lines on stderr');
     assert.deepEqual(readdirSync(tmp), []);
   });
 });
