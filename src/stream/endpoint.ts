@@ -153,6 +153,13 @@ export class StreamEndpoint {
     if (this.received > this.granted) return this.violation(`the peer sent ${this.received - this.granted} bytes beyond its credit`);
     // Pieces that arrive in one round of I/O are written together, as one buffer with one
     // callback: one syscall, and few objects held while a slow local reader drains.
+    // Nothing waiting and a small piece (a keystroke, a reply): write it now instead of after
+    // this round of I/O; the round trip of an interactive stream waits for it at every hop.
+    if (this.outBytes === 0 && data.length <= 2048 && this.local.output.writableLength === 0) {
+      const bytes = data.length;
+      this.local.output.write(data, () => this.onConsumed(bytes));
+      return;
+    }
     this.outBatch.push(data);
     this.outBytes += data.length;
     if (this.outBytes >= 128 * 1024) this.flushOutput();

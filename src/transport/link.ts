@@ -54,6 +54,8 @@ import type { Logger } from '../util/logger.js';
 export const LINK_HIGH_WATER_BYTES = 256 * 1024;
 /** A batch this large is written at once rather than at the end of the I/O round. */
 const MAX_BATCH_BYTES = 128 * 1024;
+/** Frames up to this size go to the socket at once when nothing else is waiting. */
+const IMMEDIATE_MAX_BYTES = 2048;
 /** Batches up to this size are joined into one buffer before the write. */
 const SMALL_BATCH_BYTES = 4096;
 /** Bulk messages go only while the socket holds less than this. */
@@ -222,6 +224,11 @@ export class Link {
     if (this.closed) return;
     const header = encodeDataHeader(streamId, data.length, this.masked);
     if (this.queue.length === 0 && this.buffered < LINK_HIGH_WATER_BYTES) {
+      if (data.length <= IMMEDIATE_MAX_BYTES) {
+        // A small piece (a keystroke, a reply) as one buffer, so it can go out at once.
+        this.write(Buffer.concat([header, data], header.length + data.length));
+        return;
+      }
       this.write(header);
       this.write(data);
     } else {
@@ -315,6 +322,12 @@ export class Link {
   }
 
   private write(buffer: Buffer): void {
+    if (this.batchBytes === 0 && buffer.length <= IMMEDIATE_MAX_BYTES && this.socket.writableLength === 0) {
+      // Nothing waiting: a small frame goes now rather than after this round of I/O, which
+      // is what an interactive stream (and a stream set-up) waits for at every hop.
+      this.socket.write(buffer);
+      return;
+    }
     this.batch.push(buffer);
     this.batchBytes += buffer.length;
     if (this.batchBytes >= MAX_BATCH_BYTES) this.uncork();
