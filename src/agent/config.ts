@@ -10,7 +10,7 @@ import { durationSchema, issuesText, nameSchema } from '../util/schemas.js';
 import { DrawbridgeError } from '../errors.js';
 import { isCanonicalPin } from '../protocol/pins.js';
 import { writeFileAtomic } from '../util/files.js';
-import { secretNameSchema } from '../vault/names.js';
+import { secretNameSchema } from '../vault/name-schema.js';
 import { parseTemplate } from './vault/template.js';
 import { AgentMonitoringSchema } from './collectors/config.js';
 

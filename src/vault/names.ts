@@ -2,8 +2,8 @@
  * Secret names: the device-name rules, plus "/" between segments for paths
  * ("plant-3/db-password"). Safe in URLs (each "/" encoded as %2F), logs and file names of
  * the agent's cache, and never ambiguous: no empty segment, no leading or trailing "/".
+ * No zod here: the CLI checks names before it loads any schema (see name-schema.ts).
  */
-import { z } from 'zod';
 import { DrawbridgeError } from '../errors.js';
 
 const SEGMENT = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
@@ -25,11 +25,6 @@ export function assertSecretName(name: unknown): string {
   }
   return name;
 }
-
-export const secretNameSchema = z
-  .string()
-  .max(MAX_SECRET_NAME_LENGTH)
-  .regex(SECRET_NAME_PATTERN, 'must be segments of lower-case letters, digits and "-" joined by "/", e.g. plant-3/db-password');
 
 /** A tag rule "key=value", as devices carry tags. */
 export const TAG_RULE_PATTERN = /^([a-zA-Z0-9_.-]{1,64})=(.{1,128})$/s;

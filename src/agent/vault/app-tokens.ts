@@ -11,7 +11,7 @@ import { DrawbridgeError } from '../../errors.js';
 import { hashSecret, randomId, randomSecret, secretMatches } from '../../protocol/tokens.js';
 import { writeFileAtomic } from '../../util/files.js';
 import { nameSchema } from '../../util/schemas.js';
-import { secretNameSchema } from '../../vault/names.js';
+import { secretNameSchema } from '../../vault/name-schema.js';
 
 const APP_TOKEN = /^dba_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 /** The app name the agent's own CLI reads as (its token names every secret). */

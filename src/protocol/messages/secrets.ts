@@ -10,7 +10,8 @@
  */
 import { z } from 'zod';
 import { defineMessage } from '../control.js';
-import { MAX_SECRET_NAME_LENGTH, secretNameSchema } from '../../vault/names.js';
+import { MAX_SECRET_NAME_LENGTH } from '../../vault/names.js';
+import { secretNameSchema } from '../../vault/name-schema.js';
 
 const version = z.number().int().min(1).max(2 ** 31 - 1);
 const base64 = (max: number) => z.string().max(max).regex(/^[A-Za-z0-9+/]*={0,2}$/);
