@@ -152,6 +152,44 @@ describe('SqliteMonitorRepository', () => {
     assert.ok(auditActions().includes('finding.mute'));
   });
 
+  it('keeps the open counts (migration 6 triggers) equal to a recount through opening, updating, acking, resolving, muting and unmuting', async () => {
+    const recount = () => ({
+      alerts: (store.database.prepare("SELECT severity, status, COUNT(*) AS count FROM alerts WHERE status IN ('open', 'acked') GROUP BY severity, status ORDER BY severity, status").all() as { severity: string; status: string; count: number }[]),
+      findings: (store.database.prepare("SELECT severity, COUNT(*) AS count FROM findings WHERE status = 'open' AND muted_at IS NULL GROUP BY severity ORDER BY severity").all() as { severity: string; count: number }[]),
+    });
+    const kept = async () => {
+      const counts = await repo.openCounts();
+      return {
+        alerts: [...counts.alerts].sort((a, b) => `${a.severity}/${a.status}`.localeCompare(`${b.severity}/${b.status}`)),
+        findings: [...counts.findings].sort((a, b) => a.severity.localeCompare(b.severity)),
+      };
+    };
+    const check = async (step: string) => assert.deepEqual(await kept(), recount(), step);
+    await check('as left by the tests before');
+    const opened = await repo.raiseAlert({ id: A, name: 'edge-a' }, { ...fire(8, T0 + 40, 'x'), key: 'src:192.0.2.9' });
+    assert.ok(opened.opened);
+    await check('an alert opened');
+    await repo.raiseAlert({ id: A, name: 'edge-a' }, { ...fire(2, T0 + 41, 'y'), key: 'src:192.0.2.9', severity: 'critical' });
+    await check('the same alert again, at another severity');
+    await repo.transitionAlert(opened.alert.id, ['open'], 'acked', 'alice', null, T0 + 42, { actor: 'alice', action: 'alert.ack' });
+    await check('acked');
+    await repo.transitionAlert(opened.alert.id, ['open', 'acked'], 'resolved', 'alice', null, T0 + 43, { actor: 'alice', action: 'alert.resolve' });
+    await check('resolved');
+    const open = [port('0.0.0.0', 22), port('0.0.0.0', 80), port('0.0.0.0', 443)];
+    await repo.applyInventory({ edgeId: A, inventory: 'ports', seq: 1, full: true, rows: open, removed: [], hash: stateHash(open), at: T0 + 44, bytes: 1 }, evaluate(T0 + 44));
+    await check('findings opened by a full inventory');
+    const [finding] = await repo.listFindings({ edgeId: A, status: 'open', limit: 10 });
+    assert.ok(finding);
+    await repo.setFindingMute(finding.id, { by: 'alice', reason: 'kiosk', at: T0 + 45 }, { actor: 'alice', action: 'finding.mute' });
+    await check('a finding muted');
+    await repo.setFindingMute(finding.id, null, { actor: 'alice', action: 'finding.unmute' });
+    await check('unmuted');
+    const closed = [port('127.0.0.1', 22)];
+    await repo.applyInventory({ edgeId: A, inventory: 'ports', seq: 2, full: true, rows: closed, removed: [], hash: stateHash(closed), at: T0 + 46, bytes: 1 }, evaluate(T0 + 46));
+    await check('findings resolved by the state');
+    assert.ok((await kept()).findings.every((c) => c.count > 0), 'rows counted down to zero are not reported');
+  });
+
   it('keeps at most maxEventsPerEdge raw events per edge, oldest dropped, and prunes by age in bounded batches', async () => {
     const many = Array.from({ length: 150 }, (_, i) => ({ kind: 'ssh.failure' as const, t: T0 + i, n: 1, src: '198.51.100.1' }));
     await repo.applyEvents({ edgeId: A, queueId: '3'.repeat(16), batch: 1, events: many, at: T0, bytes: 1, maxEventsPerEdge: 100 }, []);
