@@ -6,7 +6,7 @@
  *            process on one ManualClock (an hour passes in seconds); each agent's link goes
  *            through a counting TCP proxy, so the bytes are the real ones on the wire, TLS
  *            included. Agent A monitors a fixture edge; agent B has monitoring off, so its
- *            bytes are the link's keepalive alone (pings every 10 s), reported apart.
+ *            bytes are the link's keepalive alone (a ping when a 10 s interval was quiet), reported apart.
  *  hostile   the same pair over a simulated day with 1,000 failed logins from 50 sources
  *            (sshd's real line formats, three or two lines per attempt) and 10 port changes.
  *  latency   a log line written on the edge to an open alert on the hub, default settings,
@@ -233,7 +233,7 @@ async function quietAndHostile(options: Options, results: Record<string, unknown
         met: telemetryWire <= 10_000,
       };
       log(`  telemetry: ${hour.messages} messages, ${kb(hour.messageBytes)} as WebSocket frames, ${kb(telemetryWire)} on the wire with TLS (target <= 10 KB/h: ${telemetryWire <= 10_000 ? 'met' : 'NOT met'})`);
-      log(`  link keepalive alone (pings every 10 s, both ways, TLS): ${kb(hour.wireKeepalive)} per hour`);
+      log(`  link keepalive alone (a ping and pong per quiet 10 s, TLS): ${kb(hour.wireKeepalive)} per hour`);
     }
     if (!options.skip.has('hostile')) {
       log('hostile: one simulated day, 1,000 failed logins from 50 sources, 10 port changes');
@@ -363,7 +363,7 @@ async function ingest(options: Options, results: Record<string, unknown>): Promi
   });
   const delay = monitorEventLoopDelay({ resolution: 5 });
   const recorder = new StallRecorder(50);
-  const stallSummary = (stalls: Stall[]) => ({ over50: stalls.length, gcMsInThem: stalls.reduce((sum, s) => sum + s.gcMs, 0), worstMainThreadRunningMs: worstRunning(stalls), worst: stalls.slice(0, 5).map((s) => ({ ms: s.ms, gcMs: s.gcMs, gcKinds: s.gcKinds, cpuMs: s.cpuMs, runQueueMs: s.runQueueMs, endedAtMs: s.endedAt })) });
+  const stallSummary = (stalls: Stall[]) => ({ over50: stalls.length, gcMsInThem: stalls.reduce((sum, s) => sum + s.gcMs, 0), worstMainThreadRunningMs: worstRunning(stalls), worst: stalls.slice(0, 5).map((s) => ({ ms: s.ms, gcMs: s.gcMs, gcKinds: s.gcKinds, cpuMs: s.cpuMs, runQueueMs: s.runQueueMs, endedAtMonotonicUs: s.endedAtMonotonicUs })) });
   try {
     const rssBefore = process.memoryUsage().rss;
     delay.enable();
@@ -397,7 +397,9 @@ async function ingest(options: Options, results: Record<string, unknown>): Promi
     delay.reset();
     delay.enable();
     recorder.start();
+    const profiling = await profileIfAsked('steady');
     const steady = await ask({ cmd: 'steady', spreadMs: 60_000 });
+    await profiling?.();
     await hub.services.monitor.idle();
     delay.disable();
     const steadyStalls = recorder.stop();
@@ -445,6 +447,28 @@ async function ingest(options: Options, results: Record<string, unknown>): Promi
     await ask({ cmd: 'stop' }).catch(() => undefined);
     await hub.close();
   }
+}
+
+/**
+ * With DRAWBRIDGE_BENCH_PROFILE=DIR, a CPU profile of this process (the hub) for one phase, in
+ * DIR/PHASE.cpuprofile: its timestamps share the monotonic clock of each stall's
+ * endedAtMonotonicUs, so what ran during a stall can be read off. Returns the stop function.
+ */
+async function profileIfAsked(phase: string): Promise<(() => Promise<void>) | undefined> {
+  const dir = process.env['DRAWBRIDGE_BENCH_PROFILE'];
+  if (!dir) return undefined;
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${phase}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  };
 }
 
 async function main(): Promise<void> {

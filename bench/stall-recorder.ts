@@ -13,6 +13,8 @@ import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 export interface Stall {
   /** when the stall ended, performance.now() milliseconds */
   endedAt: number;
+  /** the same moment on the monotonic clock in microseconds (the time base of a V8 CPU profile) */
+  endedAtMonotonicUs: number;
   ms: number;
   /** GC pause time inside the stall */
   gcMs: number;
@@ -62,7 +64,7 @@ export class StallRecorder {
       if (late > this.thresholdMs) {
         const cpuMs = sched && next ? (next[0] - sched[0]) / 1e6 : undefined;
         const runQueueMs = sched && next ? (next[1] - sched[1]) / 1e6 : undefined;
-        this.stalls.push({ endedAt: now, ms: late, gcMs: 0, gcKinds: [], cpuMs, runQueueMs });
+        this.stalls.push({ endedAt: now, endedAtMonotonicUs: Number(process.hrtime.bigint() / 1000n), ms: late, gcMs: 0, gcKinds: [], cpuMs, runQueueMs });
       }
       sched = next;
     }, INTERVAL_MS);

@@ -15,8 +15,12 @@
  * Reading is never paused: stream data is bounded by each stream's credit window, which
  * the owner enforces, and control messages by their size limits.
  *
- * Liveness: each end pings every pingIntervalMs; a link that has received nothing at all
- * across two intervals is cut (a dead peer is found within three intervals).
+ * Liveness: each end checks every pingIntervalMs whether it has heard anything from its peer
+ * (data, credit, control, a ping or a pong). If it has, the peer is alive and no ping is sent;
+ * if not, it pings (the peer's pong is heard); a link that has received nothing at all across
+ * two intervals is cut (a dead peer is found within three intervals). Pings go out only on
+ * quiet links, and then mostly from one end: a hub holding 10,000 idle links answers half
+ * the keepalive traffic it would if both ends pinged every interval.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -386,12 +390,14 @@ export class Link {
     if (this.closed) return;
     if (this.heardSinceLastPing) {
       this.silentIntervals = 0;
-    } else if (++this.silentIntervals >= 2) {
+      this.heardSinceLastPing = false;
+      return;
+    }
+    if (++this.silentIntervals >= 2) {
       this.options.logger.warn({ link: this.id, peer: this.options.peer, remoteAddress: this.remoteAddress }, 'link silent for two ping intervals; cutting it');
       this.terminate(1006, closeReason('LINK_LOST', 'the peer stopped answering pings'));
       return;
     }
-    this.heardSinceLastPing = false;
     const payload = Buffer.allocUnsafe(8);
     payload.writeDoubleBE(performance.now(), 0);
     this.write(encodePing(payload, this.masked));

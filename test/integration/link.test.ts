@@ -202,4 +202,24 @@ describe('link liveness', () => {
     assert.equal(hub.isOpen, true);
     assert.ok(hub.rttMs !== undefined && hub.rttMs >= 0, 'round-trip time measured');
   });
+
+  it('sends no ping over an interval in which the peer was heard: a quiet link carries at most one ping (and its pong) per interval in all, not one each way', async () => {
+    const clock = new ManualClock();
+    const { hub, client, hubSocket, clientSocket } = await pair({ clock, pingIntervalMs: 10_000 });
+    let fromClient = 0;
+    let fromHub = 0;
+    hubSocket.on('data', (chunk: Buffer) => void (fromClient += chunk.length));
+    clientSocket.on('data', (chunk: Buffer) => void (fromHub += chunk.length));
+    const intervals = 12;
+    for (let i = 0; i < intervals; i++) {
+      await clock.advance(10_000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // A ping or pong with its 8-byte payload: 14 bytes from the client (masked), 10 from the hub.
+    const frames = fromClient / 14 + fromHub / 10;
+    assert.ok(Number.isInteger(frames), `only pings and pongs crossed (${fromClient} + ${fromHub} bytes)`);
+    assert.ok(frames > 0, 'a quiet link still pings');
+    assert.ok(frames <= 2 * intervals, `${frames} ping and pong frames in ${intervals} intervals (both ends pinging every interval would make ${4 * intervals})`);
+    assert.ok(hub.isOpen && client.isOpen);
+  });
 });
