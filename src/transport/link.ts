@@ -19,8 +19,8 @@
  * (data, credit, control, a ping or a pong). If it has, the peer is alive and no ping is sent;
  * if not, it pings (the peer's pong is heard); a link that has received nothing at all across
  * two intervals is cut (a dead peer is found within three intervals). Pings go out only on
- * quiet links, and then mostly from one end: a hub holding 10,000 idle links answers half
- * the keepalive traffic it would if both ends pinged every interval.
+ * quiet links, at most one per interval in all: a hub holding 10,000 idle links handles a
+ * quarter of the keepalive traffic of both ends pinging every interval.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
