@@ -16,6 +16,7 @@ import type { Readable, Writable } from 'node:stream';
 import { closeReason, DrawbridgeError, parseCloseReason, type ErrorCode } from '../errors.js';
 import { MAX_DATA_BYTES } from '../protocol/frames.js';
 import type { Link } from '../transport/link.js';
+import { youngGc } from '../transport/young-gc.js';
 
 export interface LocalSide {
   input: Readable;
@@ -213,6 +214,7 @@ export class StreamEndpoint {
 
   private onInput(chunk: Buffer): void {
     if (this.done) return;
+    youngGc.read(chunk.length);
     this.pendingOut.push(chunk);
     this.pump();
   }

@@ -52,6 +52,7 @@ import {
 } from '../protocol/frames.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import { ByteQueue } from './byte-queue.js';
+import { youngGc } from './young-gc.js';
 import type { Logger } from '../util/logger.js';
 
 /** Socket bytes beyond which stream frames queue in user space (control still goes at once). */
@@ -406,6 +407,7 @@ export class Link {
   private onSocketData(chunk: Buffer): void {
     if (this.closed) return;
     this.heardSinceLastPing = true;
+    youngGc.read(chunk.length);
     try {
       this.decoder.push(chunk);
     } catch (error) {
