@@ -139,6 +139,8 @@ export class Link {
   private batch: Buffer[] = [];
   private batchBytes = 0;
   private flushScheduled = false;
+  /** A small frame went to the socket at once in this round of I/O; the next ones are gathered. */
+  private wroteThisRound = false;
   private closing = false;
   private closed = false;
   private closeInfo: LinkCloseInfo | undefined;
@@ -234,8 +236,10 @@ export class Link {
         this.write(Buffer.concat([header, data], header.length + data.length));
         return;
       }
-      this.write(header);
-      this.write(data);
+      // Header and data go into the batch together: written alone, the header would make a
+      // TLS record and a syscall of its own, and the peer would decrypt and handle it alone.
+      this.gather(header);
+      this.gather(data);
     } else {
       this.queue.push(header);
       this.queue.push(data);
@@ -327,25 +331,39 @@ export class Link {
   }
 
   private write(buffer: Buffer): void {
-    if (this.batchBytes === 0 && buffer.length <= IMMEDIATE_MAX_BYTES && this.socket.writableLength === 0) {
+    if (!this.wroteThisRound && this.batchBytes === 0 && buffer.length <= IMMEDIATE_MAX_BYTES && this.socket.writableLength === 0) {
       // Nothing waiting: a small frame goes now rather than after this round of I/O, which
-      // is what an interactive stream (and a stream set-up) waits for at every hop.
+      // is what an interactive stream (and a stream set-up) waits for at every hop. Only the
+      // first of a round: the frames that follow it in the same round (other streams' set-up
+      // and replies under load) are gathered into one write, as each write is a TLS record,
+      // a syscall and a wake-up of the peer.
       this.socket.write(buffer);
+      this.wroteThisRound = true;
+      this.scheduleFlush();
       return;
     }
+    this.gather(buffer);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // Written after this round of I/O callbacks: the frames written while reading a burst
+    // of input go out together.
+    setImmediate(this.uncorkBound);
+  }
+
+  /** Adds to the batch written at the end of this round of I/O (or at once when it is large). */
+  private gather(buffer: Buffer): void {
     this.batch.push(buffer);
     this.batchBytes += buffer.length;
     if (this.batchBytes >= MAX_BATCH_BYTES) this.uncork();
-    else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      // Written after this round of I/O callbacks: the frames written while reading a burst
-      // of input go out together.
-      setImmediate(this.uncorkBound);
-    }
+    else this.scheduleFlush();
   }
 
   private readonly uncorkBound = (): void => {
     this.flushScheduled = false;
+    this.wroteThisRound = false;
     this.uncork();
   };
 
