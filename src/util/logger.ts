@@ -16,7 +16,11 @@ export function createLogger(name: string, level: string = process.env['DRAWBRID
         censor: '[redacted]',
       },
     },
-    pino.destination({ fd: 2, sync: false }),
+    // Lines are gathered up to 4 KiB and written at least every 100 ms, not one write (a
+    // thread-pool job and a wake-up) per line: the hub logs every stream it closes, and at a
+    // thousand streams a second that was 35 us of its time per stream. What is gathered is
+    // written at exit, also after an uncaught exception; only a SIGKILL loses up to 100 ms.
+    pino.destination({ fd: 2, sync: false, minLength: 4096, periodicFlush: 100 }),
   );
 }
 

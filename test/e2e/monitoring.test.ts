@@ -200,7 +200,9 @@ describe('monitoring end to end', { timeout: 120_000 }, () => {
     };
     await waitFor(async () => {
       const open = await byRule();
-      return ALERT_RULES.filter((r) => r !== 'telemetry-silent').every((r) => open.has(r));
+      // Other tests running beside this one open ports of their own: wait for ours.
+      const ourPort = open.get('new-listening-port')?.some((a) => a.facts['port'] === listenPort);
+      return ourPort === true && ALERT_RULES.filter((r) => r !== 'telemetry-silent').every((r) => open.has(r));
     }, 30_000, 'every alert from the inputs');
     mark('every alert open');
     const opened = await byRule();
@@ -210,7 +212,10 @@ describe('monitoring end to end', { timeout: 120_000 }, () => {
     assert.ok(opened.get('ssh-password-spray')?.[0]?.facts['userCount'] as number >= 5);
     assert.equal(opened.get('ssh-login-after-failures')?.[0]?.facts['user'], 'root');
     assert.equal(opened.get('root-login')?.[0]?.facts['method'], 'publickey');
-    assert.ok(opened.get('new-listening-port')?.some((a) => a.facts['port'] === listenPort && a.facts['process'] === 'node'));
+    assert.ok(
+      opened.get('new-listening-port')?.some((a) => a.facts['port'] === listenPort && a.facts['process'] === 'node'),
+      `no new-listening-port alert for port ${listenPort} owned by node: ${JSON.stringify(opened.get('new-listening-port')?.map((a) => a.facts))}`,
+    );
     assert.deepEqual(opened.get('new-user')?.map((a) => a.facts['user']).sort(), ['backdoor', 'intern']);
     assert.deepEqual(opened.get('new-privileged-user')?.map((a) => `${String(a.facts['user'])}/${String(a.facts['via'])}`).sort(), ['backdoor/uid0', 'intern/sudo']);
     for (const a of await json<AlertView[]>(['alerts', 'list', '--edge', 'cabinet-7'])) {
