@@ -8,14 +8,33 @@ import type { AuditRecord } from './store.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** Deterministic JSON: object keys sorted at every depth, no whitespace. */
+/**
+ * Deterministic JSON: object keys sorted at every depth (UTF-16 code unit order), undefined
+ * members left out, no whitespace. Written as loops rather than entries/filter/map/join: it
+ * runs for every audit record written (two per stream) and read back by `audit verify`, and
+ * its output must never change (it is what the chain's hashes cover).
+ */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      // A hole stays empty, as Array.prototype.join leaves it.
+      if (i in value) out += canonicalJson(value[i]);
+    }
+    return out + ']';
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).sort();
+  let out = '{';
+  for (const key of keys) {
+    const member = record[key];
+    if (member === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += JSON.stringify(key) + ':' + canonicalJson(member);
+  }
+  return out + '}';
 }
 
 export function hashAuditRecord(record: Omit<AuditRecord, 'hash'>): string {

@@ -51,6 +51,38 @@ describe('canonicalJson', () => {
     assert.equal(canonicalJson(null), 'null');
     assert.equal(canonicalJson('x'), '"x"');
   });
+
+  it('gives the same text as the first implementation, on which existing chains were sealed', () => {
+    // The implementation every chain written before was hashed with: any difference would
+    // break the verification of stored logs.
+    const reference = (value: unknown): string => {
+      if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+      if (Array.isArray(value)) return `[${value.map(reference).join(',')}]`;
+      const entries = Object.entries(value as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${reference(v)}`).join(',')}}`;
+    };
+    let seed = 7;
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const keys = ['a', 'B', 'b', 'é', 'zz', '10', '9', 'Ω', '\u{1F600}', 'a b', '"q"', ''];
+    const make = (depth: number): unknown => {
+      const pick = random();
+      if (depth > 3 || pick < 0.3) return [null, true, false, 0, -1.5, 1e21, 'text', 'ü\n"\\', undefined][Math.floor(random() * 9)];
+      if (pick < 0.55) return Array.from({ length: Math.floor(random() * 4) }, () => make(depth + 1));
+      const object: Record<string, unknown> = {};
+      for (let i = Math.floor(random() * 6); i > 0; i--) object[keys[Math.floor(random() * keys.length)] as string] = make(depth + 1);
+      return object;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const value = make(0);
+      assert.equal(canonicalJson(value), reference(value));
+    }
+    // eslint-disable-next-line no-sparse-arrays
+    const sparse = [1, , 2];
+    assert.equal(canonicalJson(sparse), reference(sparse));
+    assert.equal(canonicalJson({ d: new Date(0), n: { x: undefined } }), reference({ d: new Date(0), n: { x: undefined } }));
+  });
 });
 
 describe('AuditChainVerifier', () => {
