@@ -62,6 +62,9 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
+/** cleanup() of the other builds' process lists */
+const otherCleanups: (() => Promise<void>)[] = [];
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -94,8 +97,11 @@ async function main(): Promise<void> {
   if (!values['no-ssh']) candidates.push({ name: 'ssh -L', forward: await startSshForward(targetPort, logDir) });
   const runs = windows.length > 0 ? windows.map((w) => ({ build: builds[0] as string, window: w as string | undefined })) : builds.map((b) => ({ build: b, window: undefined }));
   for (const [i, run] of runs.entries()) {
-    // Each build's own bench module starts its own CLI, so the processes are that build's.
+    // Each build's own bench module starts its own CLI, so the processes are that build's;
+    // they are registered in that build's process list, which is cleaned up at the end too.
     const module = (await import(pathToFileURL(resolve(run.build, 'bench/drawbridge.js')).href)) as typeof import('./drawbridge.js');
+    const processes = (await import(pathToFileURL(resolve(run.build, 'bench/processes.js')).href)) as typeof import('./processes.js');
+    if (processes.cleanup !== cleanup) otherCleanups.push(processes.cleanup);
     const forward = await module.startDrawbridgeTunnel(targetPort, logDir, { streamWindow: run.window });
     candidates.push({ name: run.window ? `window ${run.window}` : `#${i + 1} ${run.build}`, forward });
   }
@@ -128,4 +134,7 @@ main()
     process.stderr.write(`ab: ${(error as Error).message}\n`);
     process.exitCode = 1;
   })
-  .finally(() => cleanup());
+  .finally(async () => {
+    for (const other of otherCleanups) await other();
+    await cleanup();
+  });
