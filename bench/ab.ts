@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { measureLatency, measureSetup, measureStreamRate, measureThroughput } from './measure.js';
 import { cleanup, startProcess, tempDir } from './processes.js';
+import { median, rotate } from './report.js';
 import { parseSize } from './settings.js';
 import { startSshForward, type Forward } from './sshd.js';
 
@@ -24,8 +25,8 @@ const USAGE = `usage: node dist/bench/ab.js [options] BUILD_DIST...
   --no-ssh          leave ssh -L out
   --help`;
 
-type Metric = 'throughput' | 'rtt' | 'rate' | 'setup';
-const METRICS: Metric[] = ['throughput', 'rtt', 'rate', 'setup'];
+const METRICS = ['throughput', 'rtt', 'rate', 'setup'] as const;
+type Metric = (typeof METRICS)[number];
 
 interface Candidate {
   name: string;
@@ -56,11 +57,6 @@ async function measure(metric: Metric, forward: Forward, bytes: number): Promise
 
 const SECOND: Record<Metric, string> = { throughput: 'CPU s/GiB', rtt: 'p99 us', rate: 'CPU ms/stream', setup: 'p99 ms' };
 const FIRST: Record<Metric, string> = { throughput: 'MB/s', rtt: 'p50 us', rate: 'streams/s', setup: 'p50 ms' };
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-}
 
 /** cleanup() of the other builds' process lists */
 const otherCleanups: (() => Promise<void>)[] = [];
@@ -111,8 +107,7 @@ async function main(): Promise<void> {
   }
   const results = new Map<string, [number, number][]>(candidates.map((c) => [c.name, []]));
   for (let r = 0; r < rounds; r++) {
-    const order = candidates.map((_, i) => candidates[(i + r) % candidates.length] as Candidate);
-    for (const c of order) {
+    for (const c of rotate(candidates, r)) {
       (results.get(c.name) as [number, number][]).push(await measure(metric, c.forward, bytes));
       await c.forward.settle();
     }
@@ -125,7 +120,7 @@ async function main(): Promise<void> {
   process.stdout.write(`medians over ${rounds} rounds:\n`);
   for (const c of candidates) {
     const samples = results.get(c.name) as [number, number][];
-    process.stdout.write(`  ${c.name}: ${median(samples.map((s) => s[0])).toFixed(2)} ${FIRST[metric]}, ${median(samples.map((s) => s[1])).toFixed(3)} ${SECOND[metric]}\n`);
+    process.stdout.write(`  ${c.name}: ${median(samples.map((s) => s[0]))?.toFixed(2)} ${FIRST[metric]}, ${median(samples.map((s) => s[1]))?.toFixed(3)} ${SECOND[metric]}\n`);
   }
 }
 

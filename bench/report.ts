@@ -69,6 +69,9 @@ export const METRICS: MetricDef[] = [
   { key: 'isolationBulkMBps', label: '  the bulk stream (MB/s)', digits: 0, get: (r) => r.isolation?.bulkMegabytesPerSecond },
 ];
 
+/** The same list, started `by` places further on: round r runs the paths in rotate(paths, r). */
+export const rotate = <T>(items: T[], by: number): T[] => items.map((_, i) => items[(i + by) % items.length] as T);
+
 export function median(values: number[]): number | undefined {
   const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   if (sorted.length === 0) return undefined;

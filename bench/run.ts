@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { setNodeArgs, startDrawbridgeTunnel, type DrawbridgeTunnel } from './drawbridge.js';
 import { measureIsolation, measureLatency, measureSetup, measureStreamRate, measureThroughput } from './measure.js';
 import { assertRunning, cleanup, isStopping, killAllNow, startProcess, stopProcess, tempDir } from './processes.js';
-import { evaluateTargets, PATH_LABELS, PATHS, ratios, renderTable, summarize, type PathInfo, type PathName, type PathRound, type Round } from './report.js';
+import { evaluateTargets, PATH_LABELS, PATHS, ratios, renderTable, rotate, summarize, type PathInfo, type PathName, type PathRound, type Round } from './report.js';
 import { measureScale, type ScaleResult } from './scale.js';
 import { measureFrozenReader, type FrozenReaderResult } from './scenarios.js';
 import { parseSettings, type Settings } from './settings.js';
@@ -58,9 +58,6 @@ async function runMetric(s: Settings, metric: Metric, forward: Forward, into: Pa
       return;
   }
 }
-
-/** The same list, started `by` places further on: round r runs the paths in rotate(paths, r). */
-const rotate = <T>(items: T[], by: number): T[] => items.map((_, i) => items[(i + by) % items.length] as T);
 
 async function main(s: Settings): Promise<void> {
   const logDir = tempDir('db-bench-logs-');

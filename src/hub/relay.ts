@@ -17,11 +17,11 @@
 import { performance } from 'node:perf_hooks';
 import { closeReason, DrawbridgeError, parseCloseReason } from '../errors.js';
 import { StreamConnect } from '../protocol/messages/index.js';
+import { randomId } from '../protocol/tokens.js';
 import type { Store } from '../store/store.js';
 import type { Link, StreamFrameHandler } from '../transport/link.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
-import { randomHex } from '../util/random-hex.js';
 import type { HubConfig } from './config.js';
 import type { HubMetrics } from './metrics.js';
 
@@ -191,7 +191,7 @@ export class Relay {
       throw new DrawbridgeError('TOO_MANY_STREAMS', `this connection already carries ${limits.maxStreamsPerLink} streams (the limit per client link)`);
     }
 
-    const id = randomHex(16);
+    const id = randomId(16);
     const startedAt = this.clock.now();
     try {
       await this.store.openSession(

@@ -15,7 +15,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { closeReason, DrawbridgeError, parseCloseReason, type ErrorCode } from '../errors.js';
 import { MAX_DATA_BYTES } from '../protocol/frames.js';
-import type { Link } from '../transport/link.js';
+import { IMMEDIATE_MAX_BYTES, MAX_BATCH_BYTES, SMALL_BATCH_BYTES, type Link } from '../transport/link.js';
 import { youngGc } from '../transport/young-gc.js';
 
 export interface LocalSide {
@@ -156,14 +156,14 @@ export class StreamEndpoint {
     // callback: one syscall, and few objects held while a slow local reader drains.
     // Nothing waiting and a small piece (a keystroke, a reply): write it now instead of after
     // this round of I/O; the round trip of an interactive stream waits for it at every hop.
-    if (this.outBytes === 0 && data.length <= 2048 && this.local.output.writableLength === 0) {
+    if (this.outBytes === 0 && data.length <= IMMEDIATE_MAX_BYTES && this.local.output.writableLength === 0) {
       const bytes = data.length;
       this.local.output.write(data, () => this.onConsumed(bytes));
       return;
     }
     this.outBatch.push(data);
     this.outBytes += data.length;
-    if (this.outBytes >= 128 * 1024) this.flushOutput();
+    if (this.outBytes >= MAX_BATCH_BYTES) this.flushOutput();
     else if (!this.outFlushScheduled) {
       this.outFlushScheduled = true;
       setImmediate(this.flushOutputBound);
@@ -177,7 +177,7 @@ export class StreamEndpoint {
     this.outBatch = [];
     this.outBytes = 0;
     const output = this.local.output;
-    if (batch.length === 1 || bytes <= 4096) {
+    if (batch.length === 1 || bytes <= SMALL_BATCH_BYTES) {
       output.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, bytes), () => this.onConsumed(bytes));
       return;
     }

@@ -58,11 +58,11 @@ import type { Logger } from '../util/logger.js';
 /** Socket bytes beyond which stream frames queue in user space (control still goes at once). */
 export const LINK_HIGH_WATER_BYTES = 256 * 1024;
 /** A batch this large is written at once rather than at the end of the I/O round. */
-const MAX_BATCH_BYTES = 128 * 1024;
+export const MAX_BATCH_BYTES = 128 * 1024;
 /** Frames up to this size go to the socket at once when nothing else is waiting. */
-const IMMEDIATE_MAX_BYTES = 2048;
+export const IMMEDIATE_MAX_BYTES = 2048;
 /** Batches up to this size are joined into one buffer before the write. */
-const SMALL_BATCH_BYTES = 4096;
+export const SMALL_BATCH_BYTES = 4096;
 /** Bulk messages go only while the socket holds less than this. */
 const BULK_LOW_WATER_BYTES = 32 * 1024;
 /** Unknown message types are logged this many times per link, then counted silently. */
@@ -139,8 +139,6 @@ export class Link {
   private batch: Buffer[] = [];
   private batchBytes = 0;
   private flushScheduled = false;
-  /** A small frame went to the socket at once in this round of I/O; the next ones are gathered. */
-  private wroteThisRound = false;
   private closing = false;
   private closed = false;
   private closeInfo: LinkCloseInfo | undefined;
@@ -331,14 +329,14 @@ export class Link {
   }
 
   private write(buffer: Buffer): void {
-    if (!this.wroteThisRound && this.batchBytes === 0 && buffer.length <= IMMEDIATE_MAX_BYTES && this.socket.writableLength === 0) {
+    // flushScheduled: something was already written or gathered in this round of I/O.
+    if (!this.flushScheduled && buffer.length <= IMMEDIATE_MAX_BYTES && this.socket.writableLength === 0) {
       // Nothing waiting: a small frame goes now rather than after this round of I/O, which
       // is what an interactive stream (and a stream set-up) waits for at every hop. Only the
       // first of a round: the frames that follow it in the same round (other streams' set-up
       // and replies under load) are gathered into one write, as each write is a TLS record,
       // a syscall and a wake-up of the peer.
       this.socket.write(buffer);
-      this.wroteThisRound = true;
       this.scheduleFlush();
       return;
     }
@@ -363,7 +361,6 @@ export class Link {
 
   private readonly uncorkBound = (): void => {
     this.flushScheduled = false;
-    this.wroteThisRound = false;
     this.uncork();
   };
 
