@@ -1,0 +1,66 @@
+/**
+ * The least a Node process can do in one of Drawbridge's three places, for bench/ceiling.ts:
+ * accept a connection, dial the next hop for it, and pipe the bytes both ways. No framing, no
+ * multiplexing, no credit, no authorisation, no audit: one TLS connection per stream where
+ * Drawbridge has one link for all of them. What a chain of three of these reaches is the
+ * ceiling for any three-process Node relay with TLS on both legs, on this machine.
+ *
+ * usage: node dist/bench/pipe-relay.js --in tcp|tls --out tcp|tls --to PORT --pki DIR
+ * DIR holds server.pem, server.key and ca.pem (made by ensureHubPki). Prints {"port":N}.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createTcpServer, connect as connectTcp, type AddressInfo, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { connect as connectTls, createServer as createTlsServer } from 'node:tls';
+import { parseArgs } from 'node:util';
+import { serverContextOptions } from '../src/hub/certificates.js';
+
+const { values } = parseArgs({
+  options: {
+    in: { type: 'string' },
+    out: { type: 'string' },
+    to: { type: 'string' },
+    pki: { type: 'string' },
+  },
+});
+const side = (value: string | undefined, flag: string): 'tcp' | 'tls' => {
+  if (value !== 'tcp' && value !== 'tls') throw new Error(`--${flag} must be tcp or tls`);
+  return value;
+};
+const inbound = side(values.in, 'in');
+const outbound = side(values.out, 'out');
+const to = Number(values.to);
+if (!Number.isInteger(to) || to < 1 || to > 65535) throw new Error('--to must be a port');
+const pki = values.pki ?? '';
+const needsPki = inbound === 'tls' || outbound === 'tls';
+if (needsPki && !pki) throw new Error('--pki DIR is needed for a TLS side');
+const read = (name: string): string => readFileSync(join(pki, name), 'utf8');
+const serverTls = inbound === 'tls' ? serverContextOptions({ cert: read('server.pem'), key: read('server.key') }) : undefined;
+const ca = outbound === 'tls' ? read('ca.pem') : undefined;
+
+function dial(): Socket {
+  if (outbound === 'tcp') return connectTcp({ host: '127.0.0.1', port: to, noDelay: true, allowHalfOpen: true });
+  const socket = connectTls({ host: '127.0.0.1', port: to, ca, servername: 'localhost' });
+  socket.setNoDelay(true);
+  return socket;
+}
+
+/** Both directions piped; half-close passed on; either side's error ends both. */
+function join2(accepted: Socket): void {
+  accepted.setNoDelay(true);
+  const next = dial();
+  const end = (): void => {
+    accepted.destroy();
+    next.destroy();
+  };
+  accepted.on('error', end);
+  next.on('error', end);
+  accepted.pipe(next);
+  next.pipe(accepted);
+}
+
+const server = inbound === 'tls' ? createTlsServer({ ...serverTls, allowHalfOpen: true }, join2) : createTcpServer({ allowHalfOpen: true }, join2);
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(JSON.stringify({ port: (server.address() as AddressInfo).port }) + '\n');
+});
+process.on('SIGTERM', () => process.exit(0));
