@@ -1,13 +1,13 @@
 /**
- * `node dist/bench/ceiling.js`: what any Node relay chain can reach on this machine, next to
+ * `node dist/bench/ceiling.js`: what a bare Node relay chain reaches on this machine, next to
  * `ssh -L` and Drawbridge, interleaved round by round. A "pipe" path is a chain of minimal
  * Node relays (bench/pipe-relay.ts: accept, dial, `pipe` both ways, one TLS connection per
  * stream, nothing else):
  *  - pipe x2: local TCP -> relay -> TLS -> relay -> target, the shape of `ssh -L`;
  *  - pipe x3: local TCP -> relay -> TLS -> relay -> TLS -> relay -> target, the shape of
  *    Drawbridge (connect, hub, agent) with TLS on both legs.
- * Whatever Drawbridge does beyond moving bytes (framing, multiplexing, credit, audit) can only
- * add to the cost of pipe x3, so pipe x3 / ssh -L bounds Drawbridge / ssh -L from above.
+ * What Drawbridge does beyond moving bytes (framing, multiplexing, credit, audit) adds to the
+ * cost of pipe x3, so pipe x3 / ssh -L is what a Drawbridge written this way could hope for.
  * Prints each round, then medians, ratios to ssh -L and CPU per process; writes
  * bench/results/ceiling.json.
  */

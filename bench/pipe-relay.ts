@@ -2,8 +2,8 @@
  * The least a Node process can do in one of Drawbridge's three places, for bench/ceiling.ts:
  * accept a connection, dial the next hop for it, and pipe the bytes both ways. No framing, no
  * multiplexing, no credit, no authorisation, no audit: one TLS connection per stream where
- * Drawbridge has one link for all of them. What a chain of three of these reaches is the
- * ceiling for any three-process Node relay with TLS on both legs, on this machine.
+ * Drawbridge has one link for all of them. A chain of three of these shows what a Node relay
+ * with TLS on both legs reaches on this machine before it does any work of its own.
  *
  * usage: node dist/bench/pipe-relay.js --in tcp|tls --out tcp|tls --to PORT --pki DIR
  * DIR holds server.pem, server.key and ca.pem (made by ensureHubPki). Prints {"port":N}.
