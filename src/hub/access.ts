@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { DrawbridgeError } from '../errors.js';
 import type { AccessView } from '../protocol/api-types.js';
-import type { AccessRequestRecord, Store } from '../store/store.js';
+import type { AccessRequestRecord, DeviceRecord, PrincipalRecord, Store } from '../store/store.js';
 import { formatDuration } from '../util/duration.js';
 import type { Logger } from '../util/logger.js';
 import type { HubConfig } from './config.js';
@@ -198,18 +198,15 @@ export class AccessService {
   }
 
   /**
-   * The grant that lets `principal` reach `device` now, if any. A grant counts only if it is
+   * The grant that lets `holder` reach `device` now, if any. A grant counts only if it is
    * younger than both the device and the principal: whatever a removed device or user of
-   * the same name held is never inherited, even if it was somehow left open.
+   * the same name held is never inherited, even if it was somehow left open. The caller
+   * passes the records it has just read (a stream open reads both to authorise it), so they
+   * are not read a second time.
    */
-  async activeGrant(principal: string, device: string): Promise<AccessRequestRecord | undefined> {
-    const [grants, deviceRecord, holder] = await Promise.all([
-      this.store.listAccessRequests({ principal, device, activeAt: this.now(), limit: 10 }),
-      this.store.getDevice(device),
-      this.store.getPrincipal(principal),
-    ]);
-    if (!deviceRecord || !holder) return undefined;
-    const born = Math.max(deviceRecord.createdAt, holder.createdAt);
+  async activeGrant(holder: Pick<PrincipalRecord, 'name' | 'createdAt'>, device: Pick<DeviceRecord, 'name' | 'createdAt'>): Promise<AccessRequestRecord | undefined> {
+    const grants = await this.store.listAccessRequests({ principal: holder.name, device: device.name, activeAt: this.now(), limit: 10 });
+    const born = Math.max(device.createdAt, holder.createdAt);
     // Prefer the grant that lasts longest.
     return grants.filter((g) => g.createdAt >= born).sort((a, b) => (b.grantEndsAt ?? 0) - (a.grantEndsAt ?? 0))[0];
   }

@@ -147,7 +147,7 @@ export class ClientLinks {
     if (!device) throw new DrawbridgeError('UNKNOWN_DEVICE', `unknown device "${deviceName}"`);
     let grant: { id: string; grantEndsAt: number | null } | undefined;
     if (principal.role !== 'admin') {
-      grant = await this.access.activeGrant(principal.name, device.name);
+      grant = await this.access.activeGrant(current, device);
       if (!grant) {
         throw new DrawbridgeError('NOT_AUTHORIZED', `"${principal.name}" has no active grant for device "${device.name}"; request one: drawbridge access request ${device.name} --for 1h --reason "..."`);
       }

@@ -18,7 +18,7 @@ import { HubMetrics } from '../../src/hub/metrics.js';
 import type { Principal } from '../../src/hub/principals.js';
 import { Relay } from '../../src/hub/relay.js';
 import { WebhookSender } from '../../src/hub/webhook.js';
-import type { Role } from '../../src/store/store.js';
+import type { AccessRequestRecord, Role } from '../../src/store/store.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -81,6 +81,12 @@ function refusedWith(code: string): (error: unknown) => boolean {
 }
 
 /** Rows inserted straight into the store (no cap), for volume tests. */
+/** The grant a stream open would find: it reads the principal and the device, then asks. */
+async function grantFor(w: World, principal: string, device: string): Promise<AccessRequestRecord | undefined> {
+  const [holder, record] = await Promise.all([w.store.getPrincipal(principal), w.store.getDevice(device)]);
+  return holder && record ? w.access.activeGrant(holder, record) : undefined;
+}
+
 async function seedOpenRequests(w: World, count: number, device: string, status: 'pending' | 'approved'): Promise<void> {
   const now = w.clock.now();
   w.store.database.transaction(() => {
@@ -111,16 +117,16 @@ describe('access service: review', () => {
   it('grants from approval for the requested duration; the grant ends on the clock', async () => {
     const request = await w.access.request(alice, 'plc-1', HOUR, 'replace the fan');
     assert.equal(request.status, 'pending');
-    assert.equal(await w.access.activeGrant('alice', 'plc-1'), undefined, 'no access before review');
+    assert.equal(await grantFor(w, 'alice', 'plc-1'), undefined, 'no access before review');
     await w.clock.advance(60_000);
     const approved = await w.access.approve(bob, request.id, 'ok');
     assert.equal(approved.grantStartsAt, w.clock.now());
     assert.equal(approved.grantEndsAt, w.clock.now() + HOUR);
-    assert.equal((await w.access.activeGrant('alice', 'plc-1'))?.id, request.id);
+    assert.equal((await grantFor(w, 'alice', 'plc-1'))?.id, request.id);
     await w.clock.advance(HOUR - 1);
-    assert.ok(await w.access.activeGrant('alice', 'plc-1'));
+    assert.ok(await grantFor(w, 'alice', 'plc-1'));
     await w.clock.advance(1);
-    assert.equal(await w.access.activeGrant('alice', 'plc-1'), undefined, 'the grant ends exactly on time');
+    assert.equal(await grantFor(w, 'alice', 'plc-1'), undefined, 'the grant ends exactly on time');
     await w.access.sweep();
     const ended = await w.access.get(request.id);
     assert.equal(ended.endedAt, approved.grantEndsAt);
@@ -156,7 +162,7 @@ describe('access service: review', () => {
     await w.access.approve(bob, request.id, undefined);
     const revoked = await w.access.revoke(alice, request.id);
     assert.equal(revoked.status, 'revoked');
-    assert.equal(await w.access.activeGrant('alice', 'plc-1'), undefined);
+    assert.equal(await grantFor(w, 'alice', 'plc-1'), undefined);
     await w.close();
   });
 
@@ -302,7 +308,7 @@ describe('access service: nothing outlives its device or principal', () => {
     assert.deepEqual(ended?.map((r) => r.id).sort(), [grant.id, pending.id].sort());
     await w.clock.advance(1000);
     await w.device('plc-7');
-    assert.equal(await w.access.activeGrant('alice', 'plc-7'), undefined);
+    assert.equal(await grantFor(w, 'alice', 'plc-7'), undefined);
     assert.equal((await w.access.get(pending.id)).status, 'revoked');
     await assert.rejects(w.access.approve(bob, pending.id, undefined), refusedWith('INVALID_STATE'));
     await w.webhook.flush();
@@ -318,12 +324,12 @@ describe('access service: nothing outlives its device or principal', () => {
     await w.device('plc-8');
     await seedOpenRequests(w, 1, 'plc-8', 'approved');
     w.store.database.prepare("UPDATE access_requests SET principal = 'alice' WHERE device = 'plc-8'").run();
-    assert.ok(await w.access.activeGrant('alice', 'plc-8'));
+    assert.ok(await grantFor(w, 'alice', 'plc-8'));
     // The device is dropped behind the store's back (as an old hub would have left it) and re-created.
     w.store.database.prepare("DELETE FROM devices WHERE name = 'plc-8'").run();
     await w.clock.advance(1000);
     await w.device('plc-8');
-    assert.equal(await w.access.activeGrant('alice', 'plc-8'), undefined);
+    assert.equal(await grantFor(w, 'alice', 'plc-8'), undefined);
     await w.close();
   });
 
@@ -340,7 +346,7 @@ describe('access service: nothing outlives its device or principal', () => {
     assert.equal(openCount(w, "principal = 'alice'"), 0);
     await w.clock.advance(1000);
     await w.user('alice', 'operator');
-    assert.equal(await w.access.activeGrant('alice', 'plc-9'), undefined);
+    assert.equal(await grantFor(w, 'alice', 'plc-9'), undefined);
     await w.close();
   });
 });
