@@ -46,7 +46,7 @@ function dial(): Socket {
 }
 
 /** Both directions piped; half-close passed on; either side's error ends both. */
-function join2(accepted: Socket): void {
+function carry(accepted: Socket): void {
   accepted.setNoDelay(true);
   const next = dial();
   const end = (): void => {
@@ -59,7 +59,7 @@ function join2(accepted: Socket): void {
   next.pipe(accepted);
 }
 
-const server = inbound === 'tls' ? createTlsServer({ ...serverTls, allowHalfOpen: true }, join2) : createTcpServer({ allowHalfOpen: true }, join2);
+const server = inbound === 'tls' ? createTlsServer({ ...serverTls, allowHalfOpen: true }, carry) : createTcpServer({ allowHalfOpen: true }, carry);
 server.listen(0, '127.0.0.1', () => {
   process.stdout.write(JSON.stringify({ port: (server.address() as AddressInfo).port }) + '\n');
 });
