@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { measureLatency, measureSetup, measureStreamRate, measureThroughput } from './measure.js';
-import { cleanup, startProcess, tempDir } from './processes.js';
+import { cleanup, startTargetServer, tempDir } from './processes.js';
 import { median, rotate } from './report.js';
 import { parseSize } from './settings.js';
 import { startSshForward, type Forward } from './sshd.js';
@@ -87,8 +87,7 @@ async function main(): Promise<void> {
   const windows = values.windows ? values.windows.split(',').filter(Boolean) : [];
 
   const logDir = tempDir('db-ab-logs-');
-  const target = await startProcess('target', process.execPath, [resolve(builds[0] as string, 'bench/target-server.js')], { logDir, ready: /\{"port":(\d+)\}/ });
-  const targetPort = Number(target.match?.[1]);
+  const { port: targetPort } = await startTargetServer(logDir, resolve(builds[0] as string, 'bench/target-server.js'));
   const candidates: Candidate[] = [];
   if (!values['no-ssh']) candidates.push({ name: 'ssh -L', forward: await startSshForward(targetPort, logDir) });
   const runs = windows.length > 0 ? windows.map((w) => ({ build: builds[0] as string, window: w as string | undefined })) : builds.map((b) => ({ build: b, window: undefined }));

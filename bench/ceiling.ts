@@ -17,8 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureHubPki } from '../src/hub/certificates.js';
 import { startDrawbridgeTunnel } from './drawbridge.js';
-import { measureLatency, measureStreamRate, measureThroughput } from './measure.js';
-import { cleanup, startProcess, tempDir } from './processes.js';
+import { measureLatency, measureStreamRate, measureThroughput, warmUp, WARMUP_RATE_SECONDS } from './measure.js';
+import { cleanup, startProcess, startTargetServer, tempDir } from './processes.js';
 import { median, rotate } from './report.js';
 import { parseSize } from './settings.js';
 import { sshMissing, startSshForward, type Forward, type RelayProcess } from './sshd.js';
@@ -100,8 +100,7 @@ async function main(): Promise<void> {
   const logDir = tempDir('db-ceiling-logs-');
   const pki = tempDir('db-ceiling-pki-');
   await ensureHubPki(pki, []);
-  const target = await startProcess('target', process.execPath, [fileURLToPath(new URL('./target-server.js', import.meta.url))], { logDir, ready: /\{"port":(\d+)\}/ });
-  const targetPort = Number(target.match?.[1]);
+  const { port: targetPort } = await startTargetServer(logDir);
   const paths = new Map<string, Forward>();
   paths.set('ssh -L', await startSshForward(targetPort, logDir));
   paths.set('pipe x2', await startPipeChain('pipe2', 2, targetPort, pki, logDir));
@@ -109,11 +108,9 @@ async function main(): Promise<void> {
   if (!values['no-drawbridge']) paths.set('drawbridge', await startDrawbridgeTunnel(targetPort, logDir));
   const names = [...paths.keys()];
 
-  process.stdout.write('warm-up: round trips, 6 s of new streams and a short push on every path\n');
+  process.stdout.write(`warm-up: round trips, ${WARMUP_RATE_SECONDS} s of new streams and a short push on every path\n`);
   for (const forward of paths.values()) {
-    await measureLatency(forward.port, 2000, 0);
-    await measureStreamRate(forward.port, 16, 6);
-    await measureThroughput(forward.port, 64 * 2 ** 20);
+    await warmUp(forward.port, { concurrency: 16, rateSeconds: WARMUP_RATE_SECONDS, bytes: 64 * 2 ** 20 });
     await forward.settle();
   }
 

@@ -15,25 +15,29 @@ import { connect as connectTls, createServer as createTlsServer } from 'node:tls
 import { parseArgs } from 'node:util';
 import { serverContextOptions } from '../src/hub/certificates.js';
 
-const { values } = parseArgs({
-  options: {
-    in: { type: 'string' },
-    out: { type: 'string' },
-    to: { type: 'string' },
-    pki: { type: 'string' },
-  },
-});
+function fail(message: string): never {
+  process.stderr.write(`pipe-relay: ${message}\n`);
+  process.exit(2);
+}
+function options(): { in?: string; out?: string; to?: string; pki?: string } {
+  try {
+    return parseArgs({ options: { in: { type: 'string' }, out: { type: 'string' }, to: { type: 'string' }, pki: { type: 'string' } } }).values;
+  } catch (error) {
+    fail((error as Error).message);
+  }
+}
+const values = options();
 const side = (value: string | undefined, flag: string): 'tcp' | 'tls' => {
-  if (value !== 'tcp' && value !== 'tls') throw new Error(`--${flag} must be tcp or tls`);
+  if (value !== 'tcp' && value !== 'tls') fail(`--${flag} must be tcp or tls`);
   return value;
 };
 const inbound = side(values.in, 'in');
 const outbound = side(values.out, 'out');
 const to = Number(values.to);
-if (!Number.isInteger(to) || to < 1 || to > 65535) throw new Error('--to must be a port');
+if (!Number.isInteger(to) || to < 1 || to > 65535) fail('--to must be a port (1-65535)');
 const pki = values.pki ?? '';
 const needsPki = inbound === 'tls' || outbound === 'tls';
-if (needsPki && !pki) throw new Error('--pki DIR is needed for a TLS side');
+if (needsPki && !pki) fail('--pki DIR is needed for a TLS side');
 const read = (name: string): string => readFileSync(join(pki, name), 'utf8');
 const serverTls = inbound === 'tls' ? serverContextOptions({ cert: read('server.pem'), key: read('server.key') }) : undefined;
 const ca = outbound === 'tls' ? read('ca.pem') : undefined;

@@ -8,6 +8,7 @@ import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSy
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface Started {
   child: ChildProcess;
@@ -285,4 +286,10 @@ export function tcpConnections(pid: number, remotePort: number): { established: 
     }
   }
   return { established, toPort };
+}
+
+/** Starts the bench's target server (`script`: this build's by default). */
+export async function startTargetServer(logDir: string, script = fileURLToPath(new URL('./target-server.js', import.meta.url))): Promise<{ port: number; started: Started }> {
+  const started = await startProcess('target', process.execPath, [script], { logDir, ready: /\{"port":(\d+)\}/ });
+  return { port: Number(started.match?.[1]), started };
 }

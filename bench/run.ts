@@ -8,10 +8,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { setNodeArgs, startDrawbridgeTunnel, type DrawbridgeTunnel } from './drawbridge.js';
-import { measureIsolation, measureLatency, measureSetup, measureStreamRate, measureThroughput } from './measure.js';
-import { assertRunning, cleanup, isStopping, killAllNow, startProcess, stopProcess, tempDir } from './processes.js';
+import { measureIsolation, measureLatency, measureSetup, measureStreamRate, measureThroughput, warmUp, WARMUP_RATE_SECONDS } from './measure.js';
+import { assertRunning, cleanup, isStopping, killAllNow, startTargetServer, stopProcess, tempDir } from './processes.js';
 import { evaluateTargets, PATH_LABELS, PATHS, ratios, renderTable, rotate, summarize, type PathInfo, type PathName, type PathRound, type Round } from './report.js';
 import { measureScale, type ScaleResult } from './scale.js';
 import { measureFrozenReader, type FrozenReaderResult } from './scenarios.js';
@@ -26,8 +25,6 @@ const FORMAT_VERSION = 2;
 
 type Metric = 'latency' | 'setup' | 'rate' | 'throughput' | 'isolation';
 const METRIC_ORDER: Metric[] = ['latency', 'setup', 'rate', 'throughput', 'isolation'];
-/** Seconds of new-stream load on each path before the first round (JIT warm-up; see main). */
-const WARMUP_RATE_SECONDS = 6;
 
 /** Runs one metric on one path, storing its result in `into`. */
 async function runMetric(s: Settings, metric: Metric, forward: Forward, into: PathRound, label: string): Promise<void> {
@@ -68,9 +65,7 @@ async function main(s: Settings): Promise<void> {
   log(`drawbridge bench: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, node ${process.version}; ${s.rounds} round(s); logs in ${logDir}`);
   // Every path shares these cores with whatever else runs: interleaving spreads that evenly, but it still adds noise.
   if (loadAtStart > 0.5) log(`warning: load average ${loadAtStart.toFixed(2)} at start; other work on this machine adds noise`);
-  const targetScript = fileURLToPath(new URL('./target-server.js', import.meta.url));
-  const target = await startProcess('target', process.execPath, [targetScript], { logDir, ready: /\{"port":(\d+)\}/ });
-  const targetPort = Number(target.match?.[1]);
+  const { port: targetPort, started: target } = await startTargetServer(logDir);
 
   const missing: Record<PathName, string | undefined> = {
     direct: undefined,
@@ -109,17 +104,9 @@ async function main(s: Settings): Promise<void> {
   }
   const running = [...forwards.keys()];
 
-  // Long enough for V8 to have optimised the per-stream and per-frame code: a cold
-  // Drawbridge path needs 2-3x the CPU per stream of a warm one for its first few thousand
-  // streams (measured: 3.5 ms of relay CPU a stream in the first 2 s of load, 1.05 ms from
-  // the sixth second), while a hub or agent in service runs warm. OpenSSH has no warm-up, so
-  // this changes only the Drawbridge figures, toward what a running hub does.
   log('warm-up: round trips, a few seconds of new streams and a short push on every path');
   for (const [name, forward] of forwards) {
-    await measureLatency(forward.port, 2000, 0);
-    await measureSetup(forward.port, 20, 0);
-    await measureStreamRate(forward.port, s.concurrency, s.quick ? 1 : WARMUP_RATE_SECONDS);
-    await measureThroughput(forward.port, Math.min(64 * 2 ** 20, Math.max(1, Math.floor(s.bytes / 8))));
+    await warmUp(forward.port, { concurrency: s.concurrency, rateSeconds: s.quick ? 1 : WARMUP_RATE_SECONDS, bytes: Math.min(64 * 2 ** 20, Math.max(1, Math.floor(s.bytes / 8))) });
     await forward.settle();
     log(`  ${PATH_LABELS[name]} ready`);
   }
